@@ -1,0 +1,146 @@
+"""The `synth` command: parse flags, build a config, make one library call, print the outcome."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .errors import SynthError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Make explained instruction-tuning data with teacher LLMs, and check it before training.")
+prompts_app = typer.Typer(no_args_is_help=True, help="List and preview the bundled prompt templates.")
+app.add_typer(prompts_app, name="prompts")
+err = Console(stderr=True)
+out = Console()
+
+
+@app.command()
+def generate(
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Run folder to create (default runs/default)."),
+    teacher: Optional[str] = typer.Option(None, help="Any litellm model string (gpt-4o, claude-..., ollama/..., openai/NAME with --api-base); 'local' for the embedded SmolLM2 teacher (default)."),
+    api_base: Optional[str] = typer.Option(None, help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama)."),
+    seeds: Optional[Path] = typer.Option(None, help="Seed tasks: synth/Self-Instruct JSONL or Alpaca JSON (default: the bundled seeds)."),
+    num: Optional[int] = typer.Option(None, help="Records to make (default 100)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder; finished work is not repeated or repaid."),
+    overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
+    config: Optional[Path] = typer.Option(None, help="JSON file of settings; flags override it."),
+    concurrency: Optional[int] = typer.Option(None, help="Teacher requests in flight at once (default 16)."),
+    rpm: Optional[int] = typer.Option(None, help="Requests-per-minute limit."),
+    tpm: Optional[int] = typer.Option(None, help="Tokens-per-minute limit."),
+    max_cost: Optional[float] = typer.Option(None, help="Hard cap on spending in USD; the run stops cleanly before it."),
+    max_tokens: Optional[int] = typer.Option(None, help="Completion tokens per teacher call (default 1024)."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0.7)."),
+    timeout: Optional[float] = typer.Option(None, help="Hard deadline per request attempt in seconds (default 120)."),
+    max_retries: Optional[int] = typer.Option(None, help="Retries per request on 408/409/429/5xx/connection errors (default 5)."),
+    novelty_threshold: Optional[float] = typer.Option(None, help="Reject a task this cosine-similar to the pool (default 0.9)."),
+    embedder: Optional[str] = typer.Option(None, help="sentence-transformers model folder for the gate (default: bundled MiniLM)."),
+    instances_per_task: Optional[int] = typer.Option(None, help="Instances (and so records) per new task (default 2)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed for example and system-message choice (default 0)."),
+    cache: Optional[Path] = typer.Option(None, help="Request cache file to share across runs (default RUN/cache.sqlite)."),
+) -> None:
+    """Bootstrap new tasks from seeds, gate them for novelty, and answer them with explanation traces."""
+    from .config import GenerateConfig, load_config_file
+    from .generate import generate as run_generate
+
+    base = GenerateConfig.from_dict(load_config_file(config), str(config)) if config else None
+    overrides = dict(
+        out=str(out_dir) if out_dir else None, teacher=teacher, api_base=api_base, seeds=str(seeds) if seeds else None,
+        num=num, concurrency=concurrency, rpm=rpm, tpm=tpm, max_cost=max_cost, max_tokens=max_tokens,
+        temperature=temperature, timeout=timeout, max_retries=max_retries, novelty_threshold=novelty_threshold,
+        embedder=embedder, instances_per_task=instances_per_task, seed=seed, cache=str(cache) if cache else None,
+    )
+    with _progress() as report:
+        result = run_generate(base, resume=resume, overwrite=overwrite, progress=report, **overrides)
+    counts = result.manifest["counts"]
+    usage = result.manifest["usage"]
+    out.print(f"{result.status}: {result.records} records in {result.path} "
+              f"({sum(counts['rejected'].values())} rejected, {sum(counts['failed'].values())} failed, "
+              f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f})")
+    if result.message:
+        err.print(result.message)
+    if result.status not in ("completed",):
+        raise typer.Exit(3 if result.status == "stopped_budget" else 1)
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="A synth run folder."),
+    format: str = typer.Option("openai-chat", "--format", help="openai-chat | alpaca | sharegpt | hf"),
+    out_path: Path = typer.Option(..., "--out", help="File to write (a folder for hf)."),
+) -> None:
+    """Write a run's records in a format trainers read."""
+    from .export import export as run_export
+
+    count = run_export(run, format, out_path)
+    out.print(f"wrote {count} records to {out_path} ({format})")
+
+
+@prompts_app.command("list")
+def prompts_list() -> None:
+    """Names of the prompt templates and system messages."""
+    from .prompts import system_messages, template_names
+
+    for name in template_names():
+        out.print(name)
+    for message in system_messages():
+        out.print(f"system:{message.id}")
+
+
+@prompts_app.command("show")
+def prompts_show(name: str) -> None:
+    """Print a template (or system:ID) as shipped."""
+    from .prompts import system_message, template_text
+
+    text = system_message(name.split(":", 1)[1]).text if name.startswith("system:") else template_text(name)
+    out.print(text, markup=False, highlight=False)
+
+
+class _progress:
+    """A rich progress bar fed by the pipeline's progress callback."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("records"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err, transient=False)
+        self.task = self.bar.add_task("generate", total=None, info="starting")
+        self.bar.start()
+        return self
+
+    def __call__(self, state: dict) -> None:
+        info = f"rejected {state['rejected']}  failed {state['failed']}  tasks {state['tasks']}  ${state['cost']:.4f}"
+        self.bar.update(self.task, completed=min(state["records"], state["target"]), total=state["target"], info=info)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    import click
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SynthError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err.print("interrupted: everything finished so far is saved; continue with synth generate --resume RUN")
+        sys.exit(130)
+    except OSError as exc:
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False, highlight=False)
+        sys.exit(1)

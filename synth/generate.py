@@ -1,0 +1,65 @@
+"""`synth.generate()`: set up teacher, gate and run folder, then run the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from .budget import Budget
+from .cache import RequestCache
+from .config import LOCAL_TEACHER, GenerateConfig
+from .embeddings import shared_embedder
+from .gate import NoveltyGate
+from .local_teacher import LocalTeacherServer
+from .pipeline import Generator, Progress, RunResult
+from .runfolder import CACHE, RunFolder
+from .seeds import load_seeds
+from .teacher import LiteLLMTeacher, TeacherOptions, check_api_key
+
+
+def resolve_config(config: GenerateConfig | None = None, *, resume: str | Path | None = None,
+                   **overrides: Any) -> GenerateConfig:
+    """defaults < config (or the run folder's saved config on resume) < overrides."""
+    if resume is not None:
+        base = RunFolder.existing(resume).load_config()
+        overrides["out"] = str(resume)
+    else:
+        base = config or GenerateConfig()
+    return base.merged(overrides).validate()
+
+
+def generate(config: GenerateConfig | None = None, *, resume: str | Path | None = None, overwrite: bool = False,
+             progress: Progress | None = None, **overrides: Any) -> RunResult:
+    """Run (or resume) the Self-Instruct + Orca pipeline; returns the run's status, record count and manifest."""
+    config = resolve_config(config, resume=resume, **overrides)
+    seeds = load_seeds(config.seeds)
+    local = config.teacher == LOCAL_TEACHER
+    api_key = None if local else check_api_key(config.teacher, config.api_base)
+    run = RunFolder.existing(config.out) if resume is not None else RunFolder.create(config.out, overwrite=overwrite)
+    run.save_config(config)
+    state = run.load_state()
+    with contextlib.ExitStack() as stack:
+        options = _teacher_options(config)
+        if local:
+            server = stack.enter_context(LocalTeacherServer())
+            options.model, options.api_base, options.concurrency = server.model, server.api_base, 1
+            api_key = "sk-local"
+        cache = RequestCache(Path(config.cache) if config.cache else run.file(CACHE))
+        stack.callback(cache.close)
+        spent = float(state.manifest.get("usage", {}).get("cost_usd", 0.0))
+        teacher = LiteLLMTeacher(options, cache=cache, budget=Budget(config.max_cost, spent), api_key=api_key, check_key=False)
+        gate = NoveltyGate(shared_embedder(config.embedder), config.novelty_threshold)
+        pool = seeds + state.machine_tasks
+        gate.add([t.id for t in pool], [t.instruction for t in pool])
+        generator = Generator(config, run, teacher, gate, seeds, state, progress)
+        return asyncio.run(generator.run_loop())
+
+
+def _teacher_options(config: GenerateConfig) -> TeacherOptions:
+    return TeacherOptions(
+        model=config.teacher, api_base=config.api_base, temperature=config.temperature, top_p=config.top_p,
+        max_tokens=config.max_tokens, concurrency=config.concurrency, rpm=config.rpm, tpm=config.tpm,
+        max_retries=config.max_retries, timeout=config.timeout,
+    )

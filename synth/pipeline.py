@@ -1,0 +1,350 @@
+"""The generate loop: bootstrap -> filter -> novelty gate -> classify -> instances -> Orca answer -> write.
+
+A readable loop over asyncio. Every outcome is written at once: a record to data.jsonl, a rejection or
+failure (with its reason and raw text) to rejected.jsonl, an accepted task to tasks.jsonl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ._version import __version__
+from .config import GenerateConfig
+from .errors import BudgetExceeded, FatalTeacherError, SchemaError, TeacherError
+from .filters import FilterConfig, filter_reason
+from .gate import NoveltyGate, Verdict
+from .kinds import infer_kind
+from .parsing import parse_instances, parse_numbered_list, parse_yes_no
+from .records import now_iso, schema_errors
+from .runfolder import DATA, REJECTED, TASKS, RunFolder, RunState
+from .stages import (answer_messages, bootstrap_messages, choose_system_message, classify_messages,
+                     instances_messages, sample_examples, template_hashes)
+from .tasks import Task, content_id
+from .teacher import Completion, LiteLLMTeacher
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    path: str
+    status: str              # completed | stopped_budget | stalled | interrupted | failed
+    records: int
+    manifest: dict[str, Any]
+    message: str = ""
+
+
+class Generator:
+    def __init__(self, config: GenerateConfig, run: RunFolder, teacher: LiteLLMTeacher, gate: NoveltyGate,
+                 seeds: list[Task], state: RunState, progress: Progress | None = None):
+        self.config, self.run, self.teacher, self.gate = config, run, teacher, gate
+        self.seeds, self.state, self.progress = seeds, state, progress
+        self.filters = FilterConfig(config.min_words, config.max_words, tuple(config.blacklist), tuple(config.banned_prefixes))
+        self.hashes = template_hashes()
+        self.machine = list(state.machine_tasks)
+        self.records = len(state.record_ids)
+        self.rejected = Counter(state.rejected)
+        self.failed = Counter(state.failed)
+        self.bootstrap_no = state.bootstrap_requests
+        self.idle_rounds = 0
+        self.yields: list[int] = []
+        self.inflight_bootstraps = 0
+        self.inflight_tasks = 0
+        self.backlog: deque[tuple[Task, dict[str, Any]]] = deque()   # accepted tasks not yet answered
+        self.stop_reason: str | None = None
+        self.fatal: BaseException | None = None
+        self._gate_lock = asyncio.Lock()
+        self._jobs: set[asyncio.Task] = set()
+        self._started = time.monotonic()
+        self._files = run.appenders()
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    async def run_loop(self) -> RunResult:
+        status = "interrupted"
+        try:
+            for number, pool_ids in sorted(self.state.unfinished_bootstraps.items()):
+                self._spawn(self._bootstrap(number, pool_ids), "bootstrap")
+            for task in self.machine:
+                if task.id not in self.state.completed_tasks:
+                    self.backlog.append((task, self.state.task_meta.get(task.id, {})))
+            while True:
+                while self.stop_reason is None and self.backlog and self._expected_records() < self.config.num:
+                    self._spawn(self._complete_task(*self.backlog.popleft()), "task")
+                while self.stop_reason is None and not self.backlog and self._want_bootstrap():
+                    self._spawn(self._bootstrap(self.bootstrap_no), "bootstrap")
+                    self.bootstrap_no += 1
+                if not self._jobs:
+                    break
+                done, _ = await asyncio.wait(self._jobs, timeout=2.0, return_when=asyncio.FIRST_COMPLETED)
+                for job in done:
+                    self._jobs.discard(job)
+                    self._absorb(job)
+                if self.fatal is not None:
+                    await self._cancel_all()
+                    break
+                self._checkpoint("running")
+            status = self._final_status()
+        finally:
+            if status == "interrupted":
+                await self._cancel_all()
+            manifest = self._checkpoint(status)
+            for appender in self._files.values():
+                appender.close()
+        if self.fatal is not None:
+            raise self.fatal
+        message = {
+            "stopped_budget": "stopped at --max-cost; raise it and run again with --resume to go on",
+            "stalled": f"stopped: {self.config.max_idle_rounds} bootstrap prompts in a row added no new task; "
+                       "try more seeds, a higher --novelty-threshold or a stronger --teacher",
+        }.get(status, "")
+        return RunResult(str(self.run.path), status, self.records, manifest, message)
+
+    def _final_status(self) -> str:
+        if self.fatal is not None:
+            return "failed"
+        if self.stop_reason:
+            return self.stop_reason
+        return "completed" if self.records >= self.config.num else "stalled"
+
+    def _expected_records(self) -> int:
+        return self.records + self.inflight_tasks * self.config.instances_per_task
+
+    def _want_bootstrap(self) -> bool:
+        """Another bootstrap prompt while the tasks in flight and expected from prompts in flight fall short."""
+        c = self.config
+        if self.idle_rounds >= c.max_idle_rounds:
+            self.stop_reason = self.stop_reason or "stalled"
+            return False
+        per_bootstrap = (sum(self.yields) / len(self.yields)) if self.yields else c.new_tasks_per_prompt * 0.5
+        expected = self._expected_records() + self.inflight_bootstraps * max(per_bootstrap, 0.5) * c.instances_per_task
+        return expected < c.num and self.inflight_bootstraps < max(1, c.concurrency // 4)
+
+    def _spawn(self, coro, kind: str) -> None:
+        if kind == "bootstrap":
+            self.inflight_bootstraps += 1
+        else:
+            self.inflight_tasks += 1
+        job = asyncio.ensure_future(coro)
+        job.synth_kind = kind  # type: ignore[attr-defined]
+        self._jobs.add(job)
+
+    def _absorb(self, job: asyncio.Task) -> None:
+        if job.synth_kind == "bootstrap":  # type: ignore[attr-defined]
+            self.inflight_bootstraps -= 1
+        else:
+            self.inflight_tasks -= 1
+        if job.cancelled():
+            return
+        error = job.exception()
+        if isinstance(error, BudgetExceeded):
+            self.stop_reason = "stopped_budget"
+        elif error is not None:
+            self.fatal = error
+
+    async def _cancel_all(self) -> None:
+        for job in self._jobs:
+            job.cancel()
+        if self._jobs:
+            await asyncio.gather(*self._jobs, return_exceptions=True)
+        self._jobs.clear()
+
+    # ---- stages ---------------------------------------------------------------------------------
+
+    async def _ask(self, messages, stage: str, item_id: str, context: dict[str, Any]) -> Completion | None:
+        """One teacher call; a per-request failure is written as a failure with its reason."""
+        try:
+            return await self.teacher.complete(messages)
+        except (FatalTeacherError, BudgetExceeded):
+            raise
+        except TeacherError as exc:
+            self._reject(item_id, "failed", stage, exc.reason, **context, detail=str(exc))
+            return None
+
+    async def _bootstrap(self, number: int, replay_ids: list[str] | None = None) -> None:
+        """One bootstrap prompt. A replay (after a crash) shows the same examples, so its reply comes from the cache."""
+        c = self.config
+        if replay_ids is None:
+            rng = random.Random(f"{c.seed}:bootstrap:{number}")
+            examples = sample_examples(self.seeds, self.machine, rng, c.prompt_seed_tasks, c.prompt_machine_tasks)
+            self._files[TASKS].append({"status": "bootstrap_started", "bootstrap_no": number,
+                                       "pool_ids": [t.id for t in examples], "at": now_iso()})
+        else:
+            by_id = {t.id: t for t in self.seeds + self.machine}
+            examples = [by_id[i] for i in replay_ids if i in by_id]
+        await self._bootstrap_examples(number, examples)
+        self._files[TASKS].append({"status": "bootstrap_done", "bootstrap_no": number, "at": now_iso()})
+
+    async def _bootstrap_examples(self, number: int, examples: list[Task]) -> None:
+        c = self.config
+        pool_ids = [t.id for t in examples]
+        where = {"bootstrap_no": number}
+        completion = await self._ask(bootstrap_messages(examples, c.new_tasks_per_prompt), "bootstrap",
+                                     f"b{number}", where)
+        if completion is None:
+            self.idle_rounds += 1
+            return
+        items = parse_numbered_list(completion.text)
+        if not items:
+            self._reject(f"b{number}", "rejected", "parse", "unparseable_list", **where, text=completion.text)
+            self.idle_rounds += 1
+            self.yields.append(0)
+            return
+        candidates = []
+        known = {t.id for t in self.machine}
+        for i, text in enumerate(items):
+            reason = filter_reason(text, self.filters)
+            task_id = content_id("task", text, str(number), str(i))
+            if reason:
+                self._reject(f"b{number}:{i}", "rejected", "filter", reason, **where, text=text)
+            elif task_id not in known:      # a replayed bootstrap: this task was accepted before the crash
+                candidates.append((task_id, text))
+        accepted = 0
+        if candidates:
+            async with self._gate_lock:
+                verdicts = await asyncio.to_thread(self.gate.check, [i for i, _ in candidates], [t for _, t in candidates])
+            for (task_id, text), verdict in zip(candidates, verdicts):
+                if verdict.accepted:
+                    accepted += 1
+                    self._accept_task(Task(task_id, text, origin="machine"), verdict, pool_ids, number)
+                else:
+                    self._reject(task_id, "rejected", "novelty", "near_duplicate", **where, text=text,
+                                 neighbour_id=verdict.neighbour_id, score=round(verdict.score, 4))
+        self.yields.append(accepted)
+        self.idle_rounds = 0 if accepted else self.idle_rounds + 1
+
+    def _accept_task(self, task: Task, verdict: Verdict, pool_ids: list[str], number: int) -> None:
+        meta = {
+            "status": "accepted", "task": task.to_dict(), "bootstrap_no": number, "prompt_pool_ids": pool_ids,
+            "novelty": {"neighbour_id": verdict.neighbour_id,
+                        "score": None if verdict.score is None else round(verdict.score, 4),
+                        "threshold": self.config.novelty_threshold, "stage": verdict.stage},
+            "created_at": now_iso(),
+        }
+        self._files[TASKS].append(meta)
+        self.machine.append(task)
+        self.backlog.append((task, meta))
+        self._report()
+
+    async def _complete_task(self, task: Task, meta: dict[str, Any]) -> None:
+        c = self.config
+        if task.is_classification is None:
+            reply = await self._ask(classify_messages(task), "classify", task.id, {"task_id": task.id})
+            if reply is None:
+                return self._task_done(task)
+            task.is_classification = bool(parse_yes_no(reply.text))
+        task.kind = task.kind or infer_kind(task.instruction, task.is_classification)
+        reply = await self._ask(instances_messages(task, c.instances_per_task), "instances", task.id, {"task_id": task.id})
+        if reply is None:
+            return self._task_done(task)
+        instances = _distinct_inputs(parse_instances(reply.text, output_first=task.is_classification))[: c.instances_per_task]
+        if not instances:
+            self._reject(f"{task.id}:instances", "rejected", "parse", "unparseable_instances", task_id=task.id, text=reply.text)
+            return self._task_done(task)
+        await asyncio.gather(*(self._answer(task, meta, i, inst) for i, inst in enumerate(instances)))
+        self._task_done(task)
+
+    async def _answer(self, task: Task, meta: dict[str, Any], index: int, instance: dict[str, str]) -> None:
+        record_id = content_id("rec", task.id, str(index), instance["input"])
+        if record_id in self.state.record_ids:
+            return
+        system = choose_system_message(task.kind or "open_qa", random.Random(f"{self.config.seed}:system:{record_id}"))
+        context = {"task_id": task.id, "instance_index": index}
+        reply = await self._ask(answer_messages(system, task.instruction, instance["input"]), "answer", record_id, context)
+        if reply is None:
+            return
+        record = {
+            "id": record_id,
+            "task": {"id": task.id, "instruction": task.instruction, "is_classification": bool(task.is_classification),
+                     "kind": task.kind, "origin": task.origin},
+            "instance": {"index": index, "input": instance["input"], "reference_output": instance["output"]},
+            "system_message": {"id": system.id, "text": system.text},
+            "response": reply.text.strip(),
+            "provenance": {
+                "teacher": self.teacher.model, "finish_reason": reply.finish_reason,
+                "prompt_pool_ids": meta.get("prompt_pool_ids", []), "template_hashes": self.hashes,
+                "system_message_id": system.id, "usage": reply.usage, "cost_usd": reply.cost, "cached": reply.cached,
+                "novelty": meta.get("novelty", {"neighbour_id": None, "score": None,
+                                                 "threshold": self.config.novelty_threshold, "stage": "embedding"}),
+                "created_at": now_iso(), "task_created_at": meta.get("created_at", now_iso()),
+                "run_seed": self.config.seed, "synth_version": __version__,
+            },
+        }
+        errors = schema_errors(record)
+        if errors:
+            self._reject(record_id, "failed", "validate", "schema_invalid", **context, detail="; ".join(errors[:3]),
+                         text=reply.text)
+            return
+        self._files[DATA].append(record)
+        self.state.record_ids.add(record_id)
+        self.records += 1
+        self._report()
+
+    def _task_done(self, task: Task) -> None:
+        self._files[TASKS].append({"status": "completed", "id": task.id, "at": now_iso()})
+
+    # ---- bookkeeping ----------------------------------------------------------------------------
+
+    def _reject(self, item_id: str, kind: str, stage: str, reason: str, **fields: Any) -> None:
+        rejection_id = content_id("rej", kind, stage, item_id)
+        if rejection_id in self.state.rejected_ids:
+            return
+        self.state.rejected_ids.add(rejection_id)
+        (self.failed if kind == "failed" else self.rejected)[reason] += 1
+        self._files[REJECTED].append({"id": rejection_id, "kind": kind, "stage": stage, "reason": reason,
+                                      **fields, "created_at": now_iso()})
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress:
+            self.progress({"records": self.records, "target": self.config.num,
+                           "rejected": sum(self.rejected.values()), "failed": sum(self.failed.values()),
+                           "cost": self.teacher.budget.spent, "tasks": len(self.machine)})
+
+    def _checkpoint(self, status: str) -> dict[str, Any]:
+        prior = self.state.manifest
+        prior_usage = prior.get("usage", {})
+        u = self.teacher.usage
+        usage = {
+            "calls": prior_usage.get("calls", 0) + u.calls,
+            "cached_calls": prior_usage.get("cached_calls", 0) + u.cached_calls,
+            "attempts": prior_usage.get("attempts", 0) + u.attempts,
+            "prompt_tokens": prior_usage.get("prompt_tokens", 0) + u.prompt_tokens,
+            "completion_tokens": prior_usage.get("completion_tokens", 0) + u.completion_tokens,
+            "cost_usd": round(prior_usage.get("cost_usd", 0.0) + u.cost, 6),
+        }
+        manifest = {
+            "synth_version": __version__,
+            "status": status,
+            "teacher": self.teacher.model,
+            "started_at": prior.get("started_at", now_iso()),
+            "updated_at": now_iso(),
+            "elapsed_s": round(prior.get("elapsed_s", 0.0) + time.monotonic() - self._started, 2),
+            "sessions": prior.get("sessions", 0) + 1,
+            "counts": {
+                "seed_tasks": len(self.seeds),
+                "bootstrap_requests": self.bootstrap_no,
+                "tasks_accepted": len(self.machine),
+                "records": self.records,
+                "rejected": dict(self.rejected),
+                "failed": dict(self.failed),
+            },
+            "usage": usage,
+        }
+        self.run.save_manifest(manifest)
+        return manifest
+
+
+def _distinct_inputs(instances: list[dict[str, str]]) -> list[dict[str, str]]:
+    seen, result = set(), []
+    for inst in instances:
+        key = " ".join(inst["input"].lower().split())
+        if key not in seen:
+            seen.add(key)
+            result.append(inst)
+    return result

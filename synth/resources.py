@@ -1,0 +1,29 @@
+"""Where the bundled prompts/, seeds/ and schema live: inside the wheel, or at the top of a source checkout."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@cache
+def bundled_dir(name: str) -> Path:
+    """Return the folder `prompts` or `seeds`, from the installed wheel or the checkout."""
+    for candidate in (_PACKAGE / "_bundled" / name, _PACKAGE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"synth is installed without its {name}/ folder; reinstall it")
+
+
+def prompts_dir() -> Path:
+    return bundled_dir("prompts")
+
+
+def seeds_dir() -> Path:
+    return bundled_dir("seeds")
+
+
+def schema_path() -> Path:
+    return _PACKAGE / "record.schema.json"

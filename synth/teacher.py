@@ -1,0 +1,240 @@
+"""The teacher layer: one small interface, implemented over litellm for every provider.
+
+A call is cached by a hash of the whole request, budgeted before it is sent, bounded by a
+concurrency limit and optional RPM/TPM limits, given a hard deadline per attempt, and retried
+(one retry layer, ours) on transient failures with exponential backoff, jitter and Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from .budget import Budget
+from .cache import RequestCache, request_key
+from .errors import MissingKeyError, TeacherError, TransientTeacherError
+from .retry import classify, retry_after_seconds
+
+PLACEHOLDER_KEY = "sk-no-key-needed"
+# litellm would otherwise fetch its price map from the network at import; the packaged copy is used instead.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cached: bool = False
+    attempts: int = 1
+
+    @property
+    def usage(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+
+class Teacher(Protocol):
+    model: str
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion: ...
+
+
+@dataclass
+class TeacherOptions:
+    model: str
+    api_base: str | None = None
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 1024
+    concurrency: int = 16
+    rpm: int | None = None
+    tpm: int | None = None
+    max_retries: int = 5
+    timeout: float = 120.0            # hard deadline for one attempt, in seconds
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)   # further litellm parameters, part of the cache key
+
+
+@dataclass
+class Usage:
+    """Running totals for the manifest."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    attempts: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+def check_api_key(model: str, api_base: str | None) -> str | None:
+    """Raise MissingKeyError when the provider's key variable is unset; return a placeholder key for
+    self-hosted servers (--api-base) that need none."""
+    import litellm
+
+    status = litellm.validate_environment(model=model, api_base=api_base)
+    missing = [k for k in status.get("missing_keys", []) if ("KEY" in k or "TOKEN" in k) and not os.environ.get(k)]
+    if not missing:
+        return None
+    if api_base:
+        return PLACEHOLDER_KEY
+    raise MissingKeyError(missing, model)
+
+
+class LiteLLMTeacher:
+    def __init__(self, options: TeacherOptions, *, cache: RequestCache | None = None,
+                 budget: Budget | None = None, api_key: str | None = None, check_key: bool = True):
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.drop_params = True
+        self._litellm = litellm
+        self.options = options
+        self.model = options.model
+        self.cache = cache
+        self.budget = budget or Budget()
+        self.usage = Usage()
+        self._api_key = api_key if api_key is not None else (check_api_key(options.model, options.api_base) if check_key else None)
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self._rpm = AsyncLimiter(options.rpm, 60) if options.rpm else None
+        self._tpm = AsyncLimiter(options.tpm, 60) if options.tpm else None
+
+    def request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The full request; its hash is the cache key. Holds no secret."""
+        o = self.options
+        req = {"model": o.model, "messages": messages, "temperature": o.temperature, "top_p": o.top_p,
+               "max_tokens": o.max_tokens, **o.extra}
+        if o.api_base:
+            req["api_base"] = o.api_base
+        return req
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        request = self.request(messages)
+        key = request_key(request)
+        self.usage.calls += 1
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.usage.cached_calls += 1
+            return self._finish(Completion(**{**hit, "cached": True, "cost": 0.0, "attempts": 0}), count=False)
+        estimate = self.budget.reserve(self._estimate_cost(messages))
+        actual = 0.0
+        try:
+            completion = await self._send_with_retries(request, messages)
+            actual = completion.cost
+        finally:
+            self.budget.settle(estimate, actual)
+        if self.cache is not None:
+            self.cache.put(key, {k: v for k, v in completion.__dict__.items() if k not in ("cached", "attempts")})
+        return self._finish(completion)
+
+    def _finish(self, completion: Completion, count: bool = True) -> Completion:
+        if count:
+            self.usage.prompt_tokens += completion.prompt_tokens
+            self.usage.completion_tokens += completion.completion_tokens
+            self.usage.cost += completion.cost
+        if completion.finish_reason in ("length", "content_filter"):
+            raise TeacherError(f"finish_{completion.finish_reason}", f"teacher stopped with finish_reason={completion.finish_reason}")
+        if completion.finish_reason is None:
+            raise TeacherError("no_finish_reason", "teacher reply carried no finish_reason")
+        if not completion.text.strip():
+            raise TeacherError("empty_response", "teacher reply was empty")
+        return completion
+
+    async def _send_with_retries(self, request: dict[str, Any], messages: list[dict[str, str]]) -> Completion:
+        o = self.options
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(o.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, TransientTeacherError)),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    self.usage.attempts += 1
+                    completion = await self._send_once(request, messages)
+                    completion.attempts = attempts
+                    return completion
+        except TeacherError:
+            self.usage.failures += 1
+            raise
+        raise AssertionError("unreachable")
+
+    async def _send_once(self, request: dict[str, Any], messages: list[dict[str, str]]) -> Completion:
+        o = self.options
+        async with self._slots:
+            if self._rpm:
+                await self._rpm.acquire()
+            if self._tpm:
+                await self._tpm.acquire(min(o.tpm, self._estimate_tokens(messages) + o.max_tokens))
+            try:
+                response = await asyncio.wait_for(
+                    self._litellm.acompletion(
+                        **request, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0,
+                    ),
+                    timeout=o.timeout,
+                )
+            except Exception as exc:  # every failure is sorted by classify(), nothing escapes unclassified
+                error = classify(exc)
+                error.retry_after = retry_after_seconds(exc)  # type: ignore[attr-defined]
+                raise error from None
+        return self._parse(response)
+
+    def _parse(self, response: Any) -> Completion:
+        try:
+            choice = response.choices[0]
+            text = choice.message.content or ""
+            finish = choice.finish_reason
+        except (AttributeError, IndexError, TypeError):
+            raise TransientTeacherError("malformed_response", "teacher reply had no choices") from None
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            cost = float(self._litellm.completion_cost(completion_response=response, model=self.model) or 0.0)
+        except Exception:  # litellm has no price for self-hosted or unknown models
+            cost = 0.0
+        return Completion(text, finish, prompt_tokens, completion_tokens, cost)
+
+    def _wait(self, state: RetryCallState) -> float:
+        o = self.options
+        backoff = min(o.backoff_max, o.backoff_base * 2 ** (state.attempt_number - 1))
+        backoff = random.uniform(backoff / 2, backoff)
+        error = state.outcome.exception() if state.outcome else None
+        asked = getattr(error, "retry_after", None)
+        if asked is not None:
+            return min(asked, 600.0)
+        return backoff
+
+    def _estimate_tokens(self, messages: list[dict[str, str]]) -> int:
+        return sum(len(m.get("content") or "") for m in messages) // 3 + 8
+
+    def _estimate_cost(self, messages: list[dict[str, str]]) -> float:
+        if self.budget.cap is None:
+            return 0.0
+        try:
+            prompt_cost, completion_cost = self._litellm.cost_per_token(
+                model=self.model, prompt_tokens=self._estimate_tokens(messages), completion_tokens=self.options.max_tokens)
+            return float(prompt_cost + completion_cost)
+        except Exception:  # unknown price: nothing to reserve
+            return 0.0
+
+
+def open_cache(path: str | Path | None) -> RequestCache | None:
+    return RequestCache(Path(path)) if path else None

@@ -1,0 +1,118 @@
+"""The whole generate pipeline against the scripted teacher: records, rejections, manifest, resume."""
+
+import json
+from collections import Counter
+
+import pytest
+
+import synth
+from synth.errors import RunFolderError
+from synth.jsonl import read_complete_lines
+from synth.records import schema_errors
+
+
+def run(server, out, **overrides):
+    settings = dict(out=str(out), teacher="openai/fake-teacher", api_base=server.url, num=8, concurrency=8,
+                    max_retries=1, timeout=10.0)
+    settings.update(overrides)
+    return synth.generate(**settings)
+
+
+def test_generate_writes_valid_records_with_provenance(teacher_server, tmp_path):
+    result = run(teacher_server, tmp_path / "run")
+    assert result.status == "completed"
+    records = list(read_complete_lines(tmp_path / "run" / "data.jsonl"))
+    assert len(records) == result.records >= 8
+    seeds = {t.id for t in synth.load_seeds()}
+    for record in records:
+        assert schema_errors(record) == []
+        p = record["provenance"]
+        assert p["teacher"] == "openai/fake-teacher" and p["finish_reason"] == "stop"
+        assert len(p["prompt_pool_ids"]) == 8 and set(p["prompt_pool_ids"]) & seeds
+        assert record["system_message"]["id"] == p["system_message_id"]
+        assert record["response"].startswith("Step 1")
+        assert record["task"]["origin"] == "machine"
+    assert len({r["id"] for r in records}) == len(records)
+
+
+def test_every_rejection_has_a_reason_and_the_manifest_counts_them(teacher_server, tmp_path):
+    result = run(teacher_server, tmp_path / "run")
+    rejected = list(read_complete_lines(tmp_path / "run" / "rejected.jsonl"))
+    reasons = Counter(r["reason"] for r in rejected)
+    assert reasons["blacklisted_keyword:picture"] >= 1 and reasons["too_short"] >= 1
+    assert all(r["text"] for r in rejected if r["stage"] in ("filter", "novelty"))
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest == result.manifest
+    assert manifest["counts"]["rejected"] == dict(reasons)
+    assert manifest["counts"]["records"] == result.records
+    assert manifest["usage"]["calls"] >= manifest["counts"]["records"]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["num"] == 8 and config["teacher"] == "openai/fake-teacher"
+
+
+def test_existing_folder_is_refused_without_resume_or_overwrite(teacher_server, tmp_path):
+    run(teacher_server, tmp_path / "run", num=2)
+    with pytest.raises(RunFolderError, match="--resume"):
+        run(teacher_server, tmp_path / "run", num=2)
+    assert run(teacher_server, tmp_path / "run", num=2, overwrite=True).status == "completed"
+
+
+def test_resume_extends_a_run_without_duplicates_or_repaying(teacher_server, tmp_path):
+    out = tmp_path / "run"
+    first = run(teacher_server, out, num=4)
+    paid_before = len(teacher_server.attempts)
+    resumed = synth.generate(resume=out, num=12)
+    records = list(read_complete_lines(out / "data.jsonl"))
+    assert resumed.records == len(records) >= 12 > first.records
+    assert len({r["id"] for r in records}) == len(records)
+    assert resumed.manifest["sessions"] == 2
+    # Resuming a finished run asks the teacher nothing new.
+    attempts = len(teacher_server.attempts)
+    assert paid_before < attempts
+    again = synth.generate(resume=out)
+    assert again.records == resumed.records and len(teacher_server.attempts) == attempts
+
+
+def _timestamp(row):
+    return row.get("at") or row.get("created_at") or row["provenance"]["created_at"]
+
+
+def crash_at(folder, moment):
+    """Leave each JSONL file as a kill at `moment` would: the lines written by then, plus a cut line."""
+    for name in ("tasks.jsonl", "data.jsonl", "rejected.jsonl"):
+        rows = [r for r in read_complete_lines(folder / name) if _timestamp(r) <= moment]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        (folder / name).write_text(text + '{"id": "half-writ')
+    (folder / "manifest.json").unlink()
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.7])
+def test_a_killed_run_resumes_with_nothing_lost_or_doubled(teacher_server, tmp_path, fraction):
+    out = tmp_path / "run"
+    run(teacher_server, out, num=10, concurrency=2)
+    paid = len(teacher_server.attempts)
+    records = list(read_complete_lines(out / "data.jsonl"))
+    moment = _timestamp(records[int(len(records) * fraction)])
+    crash_at(out, moment)
+    kept = {r["id"] for r in read_complete_lines(out / "data.jsonl")}
+    assert 0 < len(kept) < len(records)
+    result = synth.generate(resume=out)
+    after = [r["id"] for r in read_complete_lines(out / "data.jsonl")]
+    assert len(after) == len(set(after)) == result.records >= 10
+    assert kept <= set(after)
+    # Everything answered before the kill comes back from the cache: the resume pays for less than the first run.
+    assert len(teacher_server.attempts) - paid < paid
+    tasks = [r["status"] for r in read_complete_lines(out / "tasks.jsonl")]
+    assert tasks.count("bootstrap_started") == tasks.count("bootstrap_done")
+
+
+def test_resuming_a_finished_run_with_a_cut_tail_sends_nothing(teacher_server, tmp_path):
+    out = tmp_path / "run"
+    run(teacher_server, out, num=6)
+    before = sorted(r["id"] for r in read_complete_lines(out / "data.jsonl"))
+    with open(out / "data.jsonl", "a") as fh:
+        fh.write('{"id": "rec-cut')
+    paid = len(teacher_server.attempts)
+    synth.generate(resume=out)
+    assert sorted(r["id"] for r in read_complete_lines(out / "data.jsonl")) == before
+    assert len(teacher_server.attempts) == paid
