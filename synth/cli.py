@@ -63,7 +63,7 @@ def generate(
               f"({sum(counts['rejected'].values())} rejected, {sum(counts['failed'].values())} failed, "
               f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f})")
     if result.message:
-        err.print(result.message)
+        err.print(result.message, soft_wrap=True)
     if result.status not in ("completed",):
         raise typer.Exit(3 if result.status == "stopped_budget" else 1)
 
@@ -98,27 +98,35 @@ def prompts_show(name: str) -> None:
     from .prompts import system_message, template_text
 
     text = system_message(name.split(":", 1)[1]).text if name.startswith("system:") else template_text(name)
-    out.print(text, markup=False, highlight=False)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 class _progress:
     """A rich progress bar fed by the pipeline's progress callback."""
 
+    bar = None
+
     def __enter__(self):
+        return self
+
+    def _start(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("records"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=err, transient=False)
         self.task = self.bar.add_task("generate", total=None, info="starting")
         self.bar.start()
-        return self
 
     def __call__(self, state: dict) -> None:
+        """Called by the pipeline on every outcome; the bar appears with the first one, after set-up succeeded."""
+        if self.bar is None:
+            self._start()
         info = f"rejected {state['rejected']}  failed {state['failed']}  tasks {state['tasks']}  ${state['cost']:.4f}"
         self.bar.update(self.task, completed=min(state["records"], state["target"]), total=state["target"], info=info)
 
     def __exit__(self, *exc) -> None:
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _raise_interrupt(signum, frame):
@@ -136,11 +144,11 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except SynthError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        err.print("interrupted: everything finished so far is saved; continue with synth generate --resume RUN")
+        err.print("interrupted: everything finished so far is saved; continue with synth generate --resume RUN", soft_wrap=True)
         sys.exit(130)
     except OSError as exc:
-        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False, highlight=False)
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -61,6 +61,7 @@ class Generator:
         self._gate_lock = asyncio.Lock()
         self._jobs: set[asyncio.Task] = set()
         self._started = time.monotonic()
+        self._started_at = state.manifest.get("started_at") or now_iso()
         self._files = run.appenders()
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ class Generator:
             "synth_version": __version__,
             "status": status,
             "teacher": self.teacher.model,
-            "started_at": prior.get("started_at", now_iso()),
+            "started_at": self._started_at,
             "updated_at": now_iso(),
             "elapsed_s": round(prior.get("elapsed_s", 0.0) + time.monotonic() - self._started, 2),
             "sessions": prior.get("sessions", 0) + 1,

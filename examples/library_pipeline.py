@@ -1,0 +1,26 @@
+"""Use synth from Python: generate a small run, read its records, export them for a trainer.
+
+    .venv/bin/python examples/library_pipeline.py                      # embedded local teacher, offline
+    .venv/bin/python examples/library_pipeline.py gpt-4o-mini          # any litellm model (key from the environment)
+"""
+
+import sys
+
+import synth
+
+
+def main() -> None:
+    teacher = sys.argv[1] if len(sys.argv) > 1 else "local"
+    config = synth.GenerateConfig(out="runs/example", teacher=teacher, num=5, instances_per_task=1, max_cost=0.50)
+    result = synth.generate(config, overwrite=True)
+    print(f"{result.status}: {result.records} records, ${result.manifest['usage']['cost_usd']:.4f}")
+    for record in synth.load_records(result.path)[:2]:
+        print("-" * 60)
+        print("system:", record["system_message"]["id"])
+        print("task:  ", record["task"]["instruction"])
+        print("answer:", record["response"][:300])
+    synth.export(result.path, "openai-chat", "runs/example/train.jsonl")
+
+
+if __name__ == "__main__":
+    main()
