@@ -1,31 +1,67 @@
-"""--max-cost as a hard cap: spending is reserved before a request is sent and settled after."""
+"""--max-cost as a hard cap: spending is reserved before a request is sent and settled after.
+
+With a ledger file (the run folder's spend.jsonl) both steps are written down, so after a kill the
+resumed run counts every settled cost plus the reservation of every request that was in flight.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import BudgetExceeded
+from .jsonl import JsonlAppender, read_complete_lines
+
+
+@dataclass
+class Ticket:
+    number: int
+    estimate: float
 
 
 @dataclass
 class Budget:
     cap: float | None = None
-    spent: float = 0.0          # settled cost, including earlier sessions of a resumed run
+    spent: float = 0.0          # settled cost, plus unsettled reservations of an earlier, killed session
     reserved: float = 0.0       # estimates of requests in flight
+    ledger: JsonlAppender | None = field(default=None, repr=False)
+    session: int = 0
+    _numbers: itertools.count = field(default_factory=itertools.count, repr=False)
 
-    def reserve(self, estimate: float) -> float:
+    @classmethod
+    def with_ledger(cls, cap: float | None, path: Path) -> "Budget":
+        settled: dict[int, float] = {}
+        reserved: dict[int, float] = {}
+        session = 0
+        for row in read_complete_lines(path):
+            key = (row.get("session", 0), row["n"])
+            session = max(session, row.get("session", 0) + 1)
+            if "cost" in row:
+                settled[key] = row["cost"]
+            else:
+                reserved[key] = row["estimate"]
+        spent = sum(settled.values()) + sum(v for k, v in reserved.items() if k not in settled)
+        return cls(cap=cap, spent=spent, ledger=JsonlAppender(path), session=session)
+
+    def reserve(self, estimate: float) -> Ticket:
         if self.cap is not None and self.spent + self.reserved + estimate > self.cap:
             raise BudgetExceeded(
                 f"--max-cost {self.cap:.4f} USD reached ({self.spent:.4f} spent); "
                 "raise --max-cost and run again with --resume to go on"
             )
+        ticket = Ticket(next(self._numbers), estimate)
         self.reserved += estimate
-        return estimate
+        if self.ledger is not None and estimate > 0:
+            self.ledger.append({"session": self.session, "n": ticket.number, "estimate": estimate})
+        return ticket
 
-    def settle(self, estimate: float, actual: float) -> None:
-        self.reserved = max(0.0, self.reserved - estimate)
+    def settle(self, ticket: Ticket, actual: float) -> None:
+        self.reserved = max(0.0, self.reserved - ticket.estimate)
         self.spent += actual
+        if self.ledger is not None and (actual > 0 or ticket.estimate > 0):
+            self.ledger.append({"session": self.session, "n": ticket.number, "cost": actual})
 
-    @property
-    def exhausted(self) -> bool:
-        return self.cap is not None and self.spent >= self.cap
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()

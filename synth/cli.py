@@ -26,7 +26,8 @@ def generate(
     teacher: Optional[str] = typer.Option(None, help="Any litellm model string (gpt-4o, claude-..., ollama/..., openai/NAME with --api-base); 'local' for the embedded SmolLM2 teacher (default)."),
     api_base: Optional[str] = typer.Option(None, help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama)."),
     seeds: Optional[Path] = typer.Option(None, help="Seed tasks: synth/Self-Instruct JSONL or Alpaca JSON (default: the bundled seeds)."),
-    num: Optional[int] = typer.Option(None, help="Records to make (default 100)."),
+    queries: Optional[Path] = typer.Option(None, help="Explanation mode: answer these queries (JSONL/JSON, .gz; instruction/input, prompt/completion or messages) instead of bootstrapping new tasks."),
+    num: Optional[int] = typer.Option(None, help="Records to make (default 100; in explanation mode, every query)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder; finished work is not repeated or repaid."),
     overwrite: bool = typer.Option(False, help="Replace an existing run folder."),
     config: Optional[Path] = typer.Option(None, help="JSON file of settings; flags override it."),
@@ -51,6 +52,7 @@ def generate(
     base = GenerateConfig.from_dict(load_config_file(config), str(config)) if config else None
     overrides = dict(
         out=str(out_dir) if out_dir else None, teacher=teacher, api_base=api_base, seeds=str(seeds) if seeds else None,
+        queries=str(queries) if queries else None,
         num=num, concurrency=concurrency, rpm=rpm, tpm=tpm, max_cost=max_cost, max_tokens=max_tokens,
         temperature=temperature, timeout=timeout, max_retries=max_retries, novelty_threshold=novelty_threshold,
         embedder=embedder, instances_per_task=instances_per_task, seed=seed, cache=str(cache) if cache else None,
@@ -64,8 +66,8 @@ def generate(
               f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f})")
     if result.message:
         err.print(result.message, soft_wrap=True)
-    if result.status not in ("completed",):
-        raise typer.Exit(3 if result.status == "stopped_budget" else 1)
+    if result.status != "completed":
+        raise typer.Exit({"stopped_budget": 3, "interrupted": 130}.get(result.status, 1))
 
 
 @app.command()

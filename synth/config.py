@@ -24,7 +24,8 @@ class GenerateConfig:
     teacher: str = LOCAL_TEACHER
     api_base: str | None = None
     seeds: str | None = None                   # None: the bundled seeds/general.jsonl
-    num: int = 100                             # records to make (at least this many; paid work is never dropped)
+    queries: str | None = None                 # explanation mode: answer these queries instead of bootstrapping
+    num: int | None = None                     # records to make; None: 100, or every query in explanation mode
     seed: int = 0
     # bootstrap
     prompt_seed_tasks: int = 6
@@ -53,7 +54,7 @@ class GenerateConfig:
 
     def validate(self) -> "GenerateConfig":
         checks = [
-            (self.num >= 1, "--num must be at least 1"),
+            (self.num is None or self.num >= 1, "--num must be at least 1"),
             (self.concurrency >= 1, "--concurrency must be at least 1"),
             (0.0 < self.novelty_threshold <= 1.0, "--novelty-threshold must be in (0, 1]"),
             (self.prompt_seed_tasks + self.prompt_machine_tasks >= 1, "a bootstrap prompt needs at least one example task"),

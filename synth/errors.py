@@ -9,6 +9,7 @@
     ├── MissingKeyError        the teacher's API key variable is not set
     ├── LocalTeacherError      the embedded llama.cpp teacher could not start
     ├── BudgetExceeded         --max-cost reached; the run stopped cleanly
+    ├── StopRequested          Ctrl-C or SIGTERM: no new request is sent, those in flight finish
     └── TeacherError           a teacher call failed for good
         ├── FatalTeacherError  no retry can help: bad key, exhausted quota; stops the run
         └── TransientTeacherError  retried and still failing (timeouts, 429, 5xx)
@@ -60,6 +61,10 @@ class LocalTeacherError(SynthError):
 
 class BudgetExceeded(SynthError):
     exit_code = 3
+
+
+class StopRequested(SynthError):
+    exit_code = 130
 
 
 class TeacherError(SynthError):

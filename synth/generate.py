@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from .embeddings import shared_embedder
 from .gate import NoveltyGate
 from .local_teacher import LocalTeacherServer
 from .pipeline import Generator, Progress, RunResult
-from .runfolder import CACHE, RunFolder
+from .runfolder import CACHE, SPEND, RunFolder
 from .seeds import load_seeds
 from .teacher import LiteLLMTeacher, TeacherOptions, check_api_key
 
@@ -32,9 +34,15 @@ def resolve_config(config: GenerateConfig | None = None, *, resume: str | Path |
 
 def generate(config: GenerateConfig | None = None, *, resume: str | Path | None = None, overwrite: bool = False,
              progress: Progress | None = None, **overrides: Any) -> RunResult:
-    """Run (or resume) the Self-Instruct + Orca pipeline; returns the run's status, record count and manifest."""
+    """Run (or resume) the Self-Instruct + Orca pipeline; returns the run's status, record count and manifest.
+
+    With `queries` set it runs the explanation step alone: each query is answered under an Orca system message.
+    """
     config = resolve_config(config, resume=resume, **overrides)
-    seeds = load_seeds(config.seeds)
+    if config.queries:
+        seeds, queries = [], [dataclasses.replace(t, origin="query") for t in load_seeds(config.queries)]
+    else:
+        seeds, queries = load_seeds(config.seeds), None
     local = config.teacher == LOCAL_TEACHER
     api_key = None if local else check_api_key(config.teacher, config.api_base)
     run = RunFolder.existing(config.out) if resume is not None else RunFolder.create(config.out, overwrite=overwrite)
@@ -48,13 +56,39 @@ def generate(config: GenerateConfig | None = None, *, resume: str | Path | None 
             api_key = "sk-local"
         cache = RequestCache(Path(config.cache) if config.cache else run.file(CACHE))
         stack.callback(cache.close)
-        spent = float(state.manifest.get("usage", {}).get("cost_usd", 0.0))
-        teacher = LiteLLMTeacher(options, cache=cache, budget=Budget(config.max_cost, spent), api_key=api_key, check_key=False)
-        gate = NoveltyGate(shared_embedder(config.embedder), config.novelty_threshold)
-        pool = seeds + state.machine_tasks
-        gate.add([t.id for t in pool], [t.instruction for t in pool])
-        generator = Generator(config, run, teacher, gate, seeds, state, progress)
-        return asyncio.run(generator.run_loop())
+        budget = Budget.with_ledger(config.max_cost, run.file(SPEND))
+        stack.callback(budget.close)
+        teacher = LiteLLMTeacher(options, cache=cache, budget=budget, api_key=api_key, check_key=False)
+        gate = None
+        if queries is None:
+            gate = NoveltyGate(shared_embedder(config.embedder), config.novelty_threshold)
+            pool = seeds + state.machine_tasks
+            gate.add([t.id for t in pool], [t.instruction for t in pool])
+        generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries)
+        return asyncio.run(_run(generator, teacher))
+
+
+async def _run(generator: Generator, teacher: LiteLLMTeacher) -> RunResult:
+    """The first Ctrl-C or SIGTERM lets calls in flight finish and sends nothing new; a second one cancels."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        if teacher.stopping and main is not None:
+            main.cancel()
+        teacher.stopping = True
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    try:
+        return await generator.run_loop()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await teacher.aclose()
 
 
 def _teacher_options(config: GenerateConfig) -> TeacherOptions:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ._version import __version__
 from .config import GenerateConfig
-from .errors import BudgetExceeded, FatalTeacherError, SchemaError, TeacherError
+from .errors import BudgetExceeded, FatalTeacherError, StopRequested, TeacherError
 from .filters import FilterConfig, filter_reason
 from .gate import NoveltyGate, Verdict
 from .kinds import infer_kind
@@ -40,10 +40,13 @@ class RunResult:
 
 
 class Generator:
-    def __init__(self, config: GenerateConfig, run: RunFolder, teacher: LiteLLMTeacher, gate: NoveltyGate,
-                 seeds: list[Task], state: RunState, progress: Progress | None = None):
+    def __init__(self, config: GenerateConfig, run: RunFolder, teacher: LiteLLMTeacher, gate: NoveltyGate | None,
+                 seeds: list[Task], state: RunState, progress: Progress | None = None,
+                 queries: list[Task] | None = None):
         self.config, self.run, self.teacher, self.gate = config, run, teacher, gate
         self.seeds, self.state, self.progress = seeds, state, progress
+        self.queries = queries
+        self.target = config.num or (len(queries) if queries is not None else 100)
         self.filters = FilterConfig(config.min_words, config.max_words, tuple(config.blacklist), tuple(config.banned_prefixes))
         self.hashes = template_hashes()
         self.machine = list(state.machine_tasks)
@@ -62,6 +65,7 @@ class Generator:
         self._jobs: set[asyncio.Task] = set()
         self._started = time.monotonic()
         self._started_at = state.manifest.get("started_at") or now_iso()
+        self._last_checkpoint = 0.0
         self._files = run.appenders()
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -71,11 +75,14 @@ class Generator:
         try:
             for number, pool_ids in sorted(self.state.unfinished_bootstraps.items()):
                 self._spawn(self._bootstrap(number, pool_ids), "bootstrap")
-            for task in self.machine:
+            for task in self.queries if self.queries is not None else self.machine:
                 if task.id not in self.state.completed_tasks:
                     self.backlog.append((task, self.state.task_meta.get(task.id, {})))
             while True:
-                while self.stop_reason is None and self.backlog and self._expected_records() < self.config.num:
+                if self.teacher.stopping and self.stop_reason is None:
+                    self.stop_reason = "interrupted"
+                while (self.stop_reason is None and self.backlog and self._expected_records() < self.target
+                       and self.inflight_tasks < self._max_inflight_tasks):
                     self._spawn(self._complete_task(*self.backlog.popleft()), "task")
                 while self.stop_reason is None and not self.backlog and self._want_bootstrap():
                     self._spawn(self._bootstrap(self.bootstrap_no), "bootstrap")
@@ -89,7 +96,8 @@ class Generator:
                 if self.fatal is not None:
                     await self._cancel_all()
                     break
-                self._checkpoint("running")
+                if time.monotonic() - self._last_checkpoint > 2.0:
+                    self._checkpoint("running")
             status = self._final_status()
         finally:
             if status == "interrupted":
@@ -100,6 +108,7 @@ class Generator:
         if self.fatal is not None:
             raise self.fatal
         message = {
+            "interrupted": f"interrupted: everything finished is saved; continue with synth generate --resume {self.run.path}",
             "stopped_budget": "stopped at --max-cost; raise it and run again with --resume to go on",
             "stalled": f"stopped: {self.config.max_idle_rounds} bootstrap prompts in a row added no new task; "
                        "try more seeds, a higher --novelty-threshold or a stronger --teacher",
@@ -111,20 +120,28 @@ class Generator:
             return "failed"
         if self.stop_reason:
             return self.stop_reason
-        return "completed" if self.records >= self.config.num else "stalled"
+        if self.queries is not None and not self.backlog:
+            return "completed"
+        return "completed" if self.records >= self.target else "stalled"
 
     def _expected_records(self) -> int:
         return self.records + self.inflight_tasks * self.config.instances_per_task
 
+    @property
+    def _max_inflight_tasks(self) -> int:
+        return 2 * self.config.concurrency + 2
+
     def _want_bootstrap(self) -> bool:
         """Another bootstrap prompt while the tasks in flight and expected from prompts in flight fall short."""
         c = self.config
+        if self.queries is not None:
+            return False
         if self.idle_rounds >= c.max_idle_rounds:
             self.stop_reason = self.stop_reason or "stalled"
             return False
         per_bootstrap = (sum(self.yields) / len(self.yields)) if self.yields else c.new_tasks_per_prompt * 0.5
         expected = self._expected_records() + self.inflight_bootstraps * max(per_bootstrap, 0.5) * c.instances_per_task
-        return expected < c.num and self.inflight_bootstraps < max(1, c.concurrency // 4)
+        return expected < self.target and self.inflight_bootstraps < max(1, c.concurrency // 4)
 
     def _spawn(self, coro, kind: str) -> None:
         if kind == "bootstrap":
@@ -145,6 +162,8 @@ class Generator:
         error = job.exception()
         if isinstance(error, BudgetExceeded):
             self.stop_reason = "stopped_budget"
+        elif isinstance(error, StopRequested):
+            self.stop_reason = self.stop_reason or "interrupted"
         elif error is not None:
             self.fatal = error
 
@@ -161,7 +180,7 @@ class Generator:
         """One teacher call; a per-request failure is written as a failure with its reason."""
         try:
             return await self.teacher.complete(messages)
-        except (FatalTeacherError, BudgetExceeded):
+        except (FatalTeacherError, BudgetExceeded, StopRequested):
             raise
         except TeacherError as exc:
             self._reject(item_id, "failed", stage, exc.reason, **context, detail=str(exc))
@@ -234,6 +253,10 @@ class Generator:
 
     async def _complete_task(self, task: Task, meta: dict[str, Any]) -> None:
         c = self.config
+        if task.origin == "query":     # explanation mode: the query is the instance; answer it
+            instance = task.instances[0] if task.instances else {"input": "", "output": ""}
+            await self._answer(task, meta, 0, instance)
+            return self._task_done(task)
         if task.is_classification is None:
             reply = await self._ask(classify_messages(task), "classify", task.id, {"task_id": task.id})
             if reply is None:
@@ -303,7 +326,7 @@ class Generator:
 
     def _report(self) -> None:
         if self.progress:
-            self.progress({"records": self.records, "target": self.config.num,
+            self.progress({"records": self.records, "target": self.target,
                            "rejected": sum(self.rejected.values()), "failed": sum(self.failed.values()),
                            "cost": self.teacher.budget.spent, "tasks": len(self.machine)})
 
@@ -338,6 +361,7 @@ class Generator:
             "usage": usage,
         }
         self.run.save_manifest(manifest)
+        self._last_checkpoint = time.monotonic()
         return manifest
 
 

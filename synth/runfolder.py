@@ -22,6 +22,7 @@ TASKS = "tasks.jsonl"
 DATA = "data.jsonl"
 REJECTED = "rejected.jsonl"
 CACHE = "cache.sqlite"
+SPEND = "spend.jsonl"
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any, Iterable
@@ -33,10 +34,15 @@ def load_seeds(path: str | Path | None = None) -> list[Task]:
 def _load_file(path: Path) -> list[Task]:
     if not path.exists():
         raise InputFileError(path, "no such seed file; pass --seeds with an existing JSONL or JSON file")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            raise InputFileError(path, "is not a readable gzip file") from None
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raw = path.read_bytes()
         line = raw[: exc.start].count(b"\n") + 1
         raise InputFileError(path, "is not valid UTF-8; re-save it as UTF-8", line) from None
     if text.lstrip().startswith("["):
@@ -62,6 +68,7 @@ def _task_from_row(row: Any, path: Path, line: int | None, index: int) -> Task:
     label = f"item {index}: " if line is None else ""
     if not isinstance(row, dict):
         raise InputFileError(path, f"{label}expected a JSON object with an 'instruction'", where)
+    row = _normalise_row(row)
     instruction = row.get("instruction")
     if not isinstance(instruction, str) or not instruction.strip():
         raise InputFileError(path, f"{label}missing or empty 'instruction' (a non-empty string)", where)
@@ -75,7 +82,7 @@ def _task_from_row(row: Any, path: Path, line: int | None, index: int) -> Task:
     is_cls = row.get("is_classification")
     if is_cls is not None and not isinstance(is_cls, bool):
         raise InputFileError(path, f"{label}'is_classification' must be true or false", where)
-    task_id = row.get("id") or content_id("seed", instruction)
+    task_id = row.get("id") or content_id("seed", instruction, json.dumps(instances, sort_keys=True))
     return Task(
         id=str(task_id),
         instruction=instruction.strip(),
@@ -84,6 +91,18 @@ def _task_from_row(row: Any, path: Path, line: int | None, index: int) -> Task:
         kind=row.get("kind") if isinstance(row.get("kind"), str) else None,
         origin="seed",
     )
+
+
+def _normalise_row(row: dict) -> dict:
+    """Accept T0/FLAN-style {prompt, completion} and OpenAI-chat {messages} rows as instruction rows."""
+    if "instruction" not in row and isinstance(row.get("prompt"), str):
+        return {**row, "instruction": row["prompt"], "output": row.get("completion", "")}
+    if "instruction" not in row and isinstance(row.get("messages"), list):
+        turns = [m for m in row["messages"] if isinstance(m, dict)]
+        user = next((m.get("content") for m in turns if m.get("role") == "user"), None)
+        reply = next((m.get("content") for m in turns if m.get("role") == "assistant"), "")
+        return {**row, "instruction": user, "output": reply or ""}
+    return row
 
 
 def _instance(row: dict, path: Path, line: int | None, label: str) -> dict[str, str]:

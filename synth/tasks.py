@@ -14,7 +14,7 @@ class Task:
     instances: list[dict[str, str]] = field(default_factory=list)
     is_classification: bool | None = None
     kind: str | None = None
-    origin: str = "seed"            # "seed" or "machine"
+    origin: str = "seed"            # "seed", "machine", or "query" (explanation mode)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,8 @@ concurrency limit and optional RPM/TPM limits, given a hard deadline per attempt
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -19,10 +21,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from .budget import Budget
 from .cache import RequestCache, request_key
-from .errors import MissingKeyError, TeacherError, TransientTeacherError
+from .errors import MissingKeyError, StopRequested, TeacherError, TransientTeacherError
 from .retry import classify, retry_after_seconds
 
 PLACEHOLDER_KEY = "sk-no-key-needed"
+# The raw body of the reply being read in this task: litellm fills a missing finish_reason with "stop",
+# so an OpenAI-compatible reply is checked as the server sent it.
+_RAW_BODIES: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar("synth_raw_bodies", default=None)
+
 # litellm would otherwise fetch its price map from the network at import; the packaged copy is used instead.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -110,6 +116,10 @@ class LiteLLMTeacher:
         self.budget = budget or Budget()
         self.usage = Usage()
         self._api_key = api_key if api_key is not None else (check_api_key(options.model, options.api_base) if check_key else None)
+        self.stopping = False        # set on Ctrl-C/SIGTERM: nothing new is sent, calls in flight finish
+        self._openai_compatible = self._provider() == "openai"
+        self._client = None
+        self._client_loop = None
         self._slots = asyncio.Semaphore(options.concurrency)
         self._rpm = AsyncLimiter(options.rpm, 60) if options.rpm else None
         self._tpm = AsyncLimiter(options.tpm, 60) if options.tpm else None
@@ -130,13 +140,15 @@ class LiteLLMTeacher:
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cached_calls += 1
             return self._finish(Completion(**{**hit, "cached": True, "cost": 0.0, "attempts": 0}), count=False)
-        estimate = self.budget.reserve(self._estimate_cost(messages))
+        if self.stopping:
+            raise StopRequested("stopping: no new teacher calls")
+        ticket = self.budget.reserve(self._estimate_cost(messages))
         actual = 0.0
         try:
             completion = await self._send_with_retries(request, messages)
             actual = completion.cost
         finally:
-            self.budget.settle(estimate, actual)
+            self.budget.settle(ticket, actual)
         if self.cache is not None:
             self.cache.put(key, {k: v for k, v in completion.__dict__.items() if k not in ("cached", "attempts")})
         return self._finish(completion)
@@ -166,6 +178,8 @@ class LiteLLMTeacher:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if self.stopping and attempts:
+                        raise StopRequested("stopping: no retry")
                     attempts += 1
                     self.usage.attempts += 1
                     completion = await self._send_once(request, messages)
@@ -183,10 +197,13 @@ class LiteLLMTeacher:
                 await self._rpm.acquire()
             if self._tpm:
                 await self._tpm.acquire(min(o.tpm, self._estimate_tokens(messages) + o.max_tokens))
+            bodies: list[bytes] = []
+            _RAW_BODIES.set(bodies)
+            extra = {"client": self._openai_client()} if self._openai_compatible else {}
             try:
                 response = await asyncio.wait_for(
                     self._litellm.acompletion(
-                        **request, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0,
+                        **request, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0, **extra,
                     ),
                     timeout=o.timeout,
                 )
@@ -194,7 +211,36 @@ class LiteLLMTeacher:
                 error = classify(exc)
                 error.retry_after = retry_after_seconds(exc)  # type: ignore[attr-defined]
                 raise error from None
+        if bodies:
+            _check_raw_finish_reason(bodies[-1])
         return self._parse(response)
+
+    def _provider(self) -> str | None:
+        try:
+            return self._litellm.get_llm_provider(self.model, api_base=self.options.api_base)[1]
+        except Exception:  # an unknown provider is litellm's to report when the call is made
+            return None
+
+    def _openai_client(self):
+        """Our own OpenAI client for OpenAI-compatible servers: SDK retries off, a pool sized to the concurrency,
+        and a hook that keeps the raw reply body."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            import httpx
+            import openai
+
+            limits = httpx.Limits(max_connections=self.options.concurrency + 4,
+                                  max_keepalive_connections=self.options.concurrency + 4)
+            http = httpx.AsyncClient(limits=limits, timeout=self.options.timeout, event_hooks={"response": [_keep_body]})
+            self._client = openai.AsyncOpenAI(api_key=self._api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY,
+                                              base_url=self.options.api_base, max_retries=0, http_client=http)
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def _parse(self, response: Any) -> Completion:
         try:
@@ -236,5 +282,18 @@ class LiteLLMTeacher:
             return 0.0
 
 
-def open_cache(path: str | Path | None) -> RequestCache | None:
-    return RequestCache(Path(path)) if path else None
+async def _keep_body(response) -> None:
+    bodies = _RAW_BODIES.get()
+    if bodies is not None and response.request.url.path.endswith("/chat/completions"):
+        await response.aread()
+        bodies.append(response.content)
+
+
+def _check_raw_finish_reason(body: bytes) -> None:
+    """A reply whose first choice carries no finish_reason was cut short, whatever litellm reports."""
+    try:
+        choice = json.loads(body)["choices"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return  # not JSON, or an error body: litellm has already judged it
+    if isinstance(choice, dict) and choice.get("finish_reason") is None:
+        raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
