@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from .errors import SynthError
+from .secrets import redact
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Make explained instruction-tuning data with teacher LLMs, and check it before training.")
@@ -136,8 +137,12 @@ def _raise_interrupt(signum, frame):
 
 
 def main() -> None:
+    import warnings
+
     import click
 
+    # Cancelling a call that never started (on a stop or a fatal error) is expected, not worth a warning.
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = app(standalone_mode=False)
@@ -146,7 +151,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except SynthError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {redact(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
         err.print("interrupted: everything finished so far is saved; continue with synth generate --resume RUN", soft_wrap=True)

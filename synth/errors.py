@@ -9,6 +9,7 @@
     ├── MissingKeyError        the teacher's API key variable is not set
     ├── LocalTeacherError      the embedded llama.cpp teacher could not start
     ├── BudgetExceeded         --max-cost reached; the run stopped cleanly
+    ├── StorageError           the run folder cannot be written (disk full, file too large); resume after freeing space
     ├── StopRequested          Ctrl-C or SIGTERM: no new request is sent, those in flight finish
     └── TeacherError           a teacher call failed for good
         ├── FatalTeacherError  no retry can help: bad key, exhausted quota; stops the run
@@ -61,6 +62,10 @@ class LocalTeacherError(SynthError):
 
 class BudgetExceeded(SynthError):
     exit_code = 3
+
+
+class StorageError(SynthError):
+    exit_code = 5
 
 
 class StopRequested(SynthError):

@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+# Test hook for the crash battery: "data.jsonl:3" kills the process half-way through writing line 3 of data.jsonl.
+_KILL_MID_WRITE = os.environ.get("SYNTH_TEST_KILL_MID_WRITE", "")
+
 
 def read_complete_lines(path: Path) -> Iterator[dict[str, Any]]:
     """Yield every complete, parseable line of a JSONL file written by `JsonlAppender`.
@@ -50,10 +53,21 @@ class JsonlAppender:
 
     def append(self, obj: dict[str, Any]) -> None:
         data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+        if _KILL_MID_WRITE:
+            self._maybe_die_mid_write(data)
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+
+    def _maybe_die_mid_write(self, data: bytes) -> None:
+        name, _, line = _KILL_MID_WRITE.partition(":")
+        self._lines = getattr(self, "_lines", 0) + 1
+        if self.path.name == name and self._lines == int(line or 1):
+            import signal
+
+            os.write(self._fd, data[: len(data) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def flush(self) -> None:
         os.fsync(self._fd)

@@ -7,7 +7,9 @@ failure (with its reason and raw text) to rejected.jsonl, an accepted task to ta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import sqlite3
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from typing import Any, Callable
 
 from ._version import __version__
 from .config import GenerateConfig
-from .errors import BudgetExceeded, FatalTeacherError, StopRequested, TeacherError
+from .errors import BudgetExceeded, FatalTeacherError, StopRequested, StorageError, TeacherError
 from .filters import FilterConfig, filter_reason
 from .gate import NoveltyGate, Verdict
 from .kinds import infer_kind
@@ -102,9 +104,13 @@ class Generator:
         finally:
             if status == "interrupted":
                 await self._cancel_all()
-            manifest = self._checkpoint(status)
+            try:
+                manifest = self._checkpoint(status)
+            except OSError:   # a full disk: the JSONL files are the truth, the manifest only sums them up
+                manifest = {}
             for appender in self._files.values():
-                appender.close()
+                with contextlib.suppress(OSError):
+                    appender.close()
         if self.fatal is not None:
             raise self.fatal
         message = {
@@ -164,6 +170,10 @@ class Generator:
             self.stop_reason = "stopped_budget"
         elif isinstance(error, StopRequested):
             self.stop_reason = self.stop_reason or "interrupted"
+        elif isinstance(error, (OSError, sqlite3.Error)):
+            reason = getattr(error, "strerror", None) or str(error)
+            self.fatal = StorageError(f"cannot write to {self.run.path} ({reason}); free space, then continue "
+                                      f"with synth generate --resume {self.run.path}")
         elif error is not None:
             self.fatal = error
 
@@ -183,7 +193,10 @@ class Generator:
         except (FatalTeacherError, BudgetExceeded, StopRequested):
             raise
         except TeacherError as exc:
-            self._reject(item_id, "failed", stage, exc.reason, **context, detail=str(exc))
+            # The teacher answered but the answer is unusable (cut at length, filtered, empty): rejected.
+            # No usable answer arrived at all: failed.
+            kind = "rejected" if exc.reason.startswith(("finish_", "empty_")) else "failed"
+            self._reject(item_id, kind, stage, exc.reason, **context, detail=str(exc))
             return None
 
     async def _bootstrap(self, number: int, replay_ids: list[str] | None = None) -> None:
@@ -254,6 +267,8 @@ class Generator:
     async def _complete_task(self, task: Task, meta: dict[str, Any]) -> None:
         c = self.config
         if task.origin == "query":     # explanation mode: the query is the instance; answer it
+            task.is_classification = bool(task.is_classification)
+            task.kind = task.kind or infer_kind(task.instruction, task.is_classification)
             instance = task.instances[0] if task.instances else {"input": "", "output": ""}
             await self._answer(task, meta, 0, instance)
             return self._task_done(task)

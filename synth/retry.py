@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from .errors import FatalTeacherError, TeacherError, TransientTeacherError
+from .secrets import redact
 
 RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 FATAL_STATUSES = {401, 403, 404}
@@ -21,7 +22,7 @@ def classify(exc: BaseException) -> TeacherError:
         return TransientTeacherError("deadline", "request passed its deadline")
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
-    message = _short(str(getattr(exc, "message", "") or exc))
+    message = _short(redact(str(getattr(exc, "message", "") or exc)))
     if "insufficient_quota" in message or "exceeded your current quota" in message:
         return FatalTeacherError("insufficient_quota", "the teacher's account has no quota left; add credit or change --teacher")
     if status == 401 or name == "AuthenticationError":

@@ -20,6 +20,7 @@ from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .budget import Budget
+from .breaker import OutageBreaker
 from .cache import RequestCache, request_key
 from .errors import MissingKeyError, StopRequested, TeacherError, TransientTeacherError
 from .retry import classify, retry_after_seconds
@@ -120,6 +121,7 @@ class LiteLLMTeacher:
         self._openai_compatible = self._provider() == "openai"
         self._client = None
         self._client_loop = None
+        self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)))
         self._slots = asyncio.Semaphore(options.concurrency)
         self._rpm = AsyncLimiter(options.rpm, 60) if options.rpm else None
         self._tpm = AsyncLimiter(options.tpm, 60) if options.tpm else None
@@ -169,8 +171,9 @@ class LiteLLMTeacher:
     async def _send_with_retries(self, request: dict[str, Any], messages: list[dict[str, str]]) -> Completion:
         o = self.options
         attempts = 0
+        counted = 0     # attempts that count against max_retries: a failed outage probe does not
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(o.max_retries + 1),
+            stop=lambda state: counted > o.max_retries,
             wait=self._wait,
             retry=retry_if_exception(lambda e: isinstance(e, TransientTeacherError)),
             reraise=True,
@@ -180,9 +183,20 @@ class LiteLLMTeacher:
                 with attempt:
                     if self.stopping and attempts:
                         raise StopRequested("stopping: no retry")
+                    probe = await self.breaker.before_attempt()
                     attempts += 1
+                    counted += 1
                     self.usage.attempts += 1
-                    completion = await self._send_once(request, messages)
+                    try:
+                        completion = await self._send_once(request, messages)
+                    except TransientTeacherError:
+                        self.breaker.record_failure(probe)
+                        counted -= probe
+                        raise
+                    except TeacherError:
+                        self.breaker.record_success(probe)   # the server answered; it is not down
+                        raise
+                    self.breaker.record_success(probe)
                     completion.attempts = attempts
                     return completion
         except TeacherError:

@@ -13,7 +13,13 @@ from synth.testing.server import (
     scripted,
 )
 
+from synth.testing.faults import INJECTIONS, default_faults, explain_reply, fault_mix
+
 __all__ = [
+    "INJECTIONS",
+    "default_faults",
+    "explain_reply",
+    "fault_mix",
     "Attempt",
     "FAULT_KINDS",
     "FakeTeacherServer",
