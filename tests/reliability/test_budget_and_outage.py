@@ -1,0 +1,84 @@
+"""--max-cost holds across kills, and a sustained outage pauses the run instead of hammering the server."""
+
+import signal
+import threading
+import time
+
+import litellm
+
+import synth
+from synth.jsonl import read_complete_lines
+from synth.testing import FakeTeacherServer, Fault, Reply, explain_reply
+
+from .conftest import outcomes, run_synth, start_synth, synth_args, write_queries
+
+CAP = 0.05
+
+
+def priced_reply(body, attempt):
+    reply = explain_reply(body)
+    reply.delay = 0.05
+    return reply
+
+
+def served_cost(server):
+    total = 0.0
+    for a in server.attempts:
+        if a.outcome == "reply":
+            prompt = sum(len(m["content"]) for m in a.body["messages"]) // 4 + 1
+            p, c = litellm.cost_per_token(model="gpt-4o", prompt_tokens=prompt, completion_tokens=300)
+            total += p + c
+    return total
+
+
+def test_max_cost_holds_across_kills(tmp_path):
+    with FakeTeacherServer(priced_reply, model_name="gpt-4o") as server:
+        queries = write_queries(tmp_path / "q.jsonl", 100)
+        run = tmp_path / "run"
+        args = ["generate", "--queries", str(queries), "--teacher", "openai/gpt-4o", "--api-base", server.url,
+                "--out", str(run), "--max-cost", str(CAP), "--max-tokens", "400", "--concurrency", "4"]
+        proc = start_synth(args)
+        while proc.poll() is None and not ((run / "spend.jsonl").exists() and
+                                           (run / "spend.jsonl").read_bytes().count(b"\n") >= 6):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        result = run_synth(["generate", "--resume", str(run)])
+        assert result.returncode == 3, result.stderr            # stopped at the cap, cleanly
+        assert "--max-cost" in result.stderr
+        again = run_synth(["generate", "--resume", str(run)])
+        assert again.returncode == 3
+        ledger = list(read_complete_lines(run / "spend.jsonl"))
+        per_request = max(r["cost"] for r in ledger if "cost" in r)
+        spent = served_cost(server)
+    assert all("estimate" in r or "cost" in r for r in ledger)
+    assert 0 < spent <= CAP + 4 * per_request                   # the cap plus what was in flight at the kill
+    settled = sum(r["cost"] for r in ledger if "cost" in r)
+    assert settled <= CAP + 1e-9
+    assert sum(outcomes(run).values()) < 100
+
+
+def test_sustained_outage_pauses_and_recovers(tmp_path):
+    outage = {"start": None, "length": 8.0}
+    lock = threading.Lock()
+
+    def script(body, attempt):
+        with lock:
+            if outage["start"] is None:
+                outage["start"] = time.monotonic() + 1.0
+        now = time.monotonic()
+        if outage["start"] <= now < outage["start"] + outage["length"]:
+            return Fault("status", status=503)
+        return Reply("An explained answer: first this, then that, so this.", delay=0.05)
+
+    with FakeTeacherServer(script) as server:
+        queries = write_queries(tmp_path / "q.jsonl", 250)
+        result = synth.generate(queries=str(queries), out=str(tmp_path / "run"), teacher="openai/fake-teacher",
+                                api_base=server.url, concurrency=16, timeout=5.0, max_retries=5)
+        start, end = outage["start"], outage["start"] + outage["length"]
+        during = [a for a in server.attempts if start <= a.at < end]
+        after = [a.at for a in server.attempts if a.at >= end and a.outcome == "reply"]
+    assert result.status == "completed" and not result.manifest["counts"]["failed"]
+    assert len(during) <= 16 + 12 + 16        # the in-flight wave, one probe at a time, a margin: not a storm
+    assert after and after[0] - end <= 10.0
+    print(f"outage attempts: {len(during)} in {outage['length']:.0f}s; recovered {after[0] - end:.1f}s after")
