@@ -6,7 +6,11 @@ from .embeddings import Embedder
 from .errors import (BudgetExceeded, ConfigError, FatalTeacherError, InputFileError, MissingKeyError, SynthError,
                      TeacherError)
 from .export import FORMATS, export, load_records
-from .gate import NoveltyGate, Verdict
+from .dedup import DedupConfig, DedupResult, dedup
+from .embeddings import EmbeddingStore
+from .gate import INDEX_KINDS, NoveltyGate, Verdict, Verifier
+from .report import ReportPaths, build_report
+from .verifier import EmbeddingVerifier, LLMVerifier, llm_verifier
 from .generate import generate
 from .local_teacher import LocalTeacherServer
 from .pipeline import RunResult
@@ -19,5 +23,6 @@ __all__ = [
     "__version__", "GenerateConfig", "generate", "RunResult", "export", "load_records", "FORMATS", "load_seeds",
     "Task", "LiteLLMTeacher", "TeacherOptions", "Completion", "NoveltyGate", "Verdict", "Embedder",
     "LocalTeacherServer", "validate_record", "SynthError", "ConfigError", "InputFileError", "MissingKeyError",
-    "TeacherError", "FatalTeacherError", "BudgetExceeded",
+    "TeacherError", "FatalTeacherError", "BudgetExceeded", "dedup", "DedupConfig", "DedupResult", "EmbeddingStore",
+    "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier", "llm_verifier", "build_report", "ReportPaths",
 ]

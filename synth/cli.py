@@ -41,6 +41,9 @@ def generate(
     timeout: Optional[float] = typer.Option(None, help="Hard deadline per request attempt in seconds (default 120)."),
     max_retries: Optional[int] = typer.Option(None, help="Retries per request on 408/409/429/5xx/connection errors (default 5)."),
     novelty_threshold: Optional[float] = typer.Option(None, help="Reject a task this cosine-similar to the pool (default 0.9)."),
+    verifier: Optional[str] = typer.Option(None, help="litellm model asked 'same task?' for candidates in the borderline band (default off)."),
+    recall_threshold: Optional[float] = typer.Option(None, help="Lower edge of the band the verifier judges (default 0.4)."),
+    novelty_index: Optional[str] = typer.Option(None, help="auto | flat | hnsw (default auto: exact up to 1M tasks)."),
     embedder: Optional[str] = typer.Option(None, help="sentence-transformers model folder for the gate (default: bundled MiniLM)."),
     instances_per_task: Optional[int] = typer.Option(None, help="Instances (and so records) per new task (default 2)."),
     seed: Optional[int] = typer.Option(None, help="Random seed for example and system-message choice (default 0)."),
@@ -56,6 +59,7 @@ def generate(
         queries=str(queries) if queries else None,
         num=num, concurrency=concurrency, rpm=rpm, tpm=tpm, max_cost=max_cost, max_tokens=max_tokens,
         temperature=temperature, timeout=timeout, max_retries=max_retries, novelty_threshold=novelty_threshold,
+        verifier=verifier, recall_threshold=recall_threshold, novelty_index=novelty_index,
         embedder=embedder, instances_per_task=instances_per_task, seed=seed, cache=str(cache) if cache else None,
     )
     with _progress() as report:
@@ -102,6 +106,17 @@ def prompts_show(name: str) -> None:
 
     text = system_message(name.split(":", 1)[1]).text if name.startswith("system:") else template_text(name)
     out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _register_commands() -> None:
+    from .dedup import dedup_command
+    from .report.command import report_command
+
+    app.command("dedup")(dedup_command)
+    app.command("report")(report_command)
+
+
+_register_commands()
 
 
 class _progress:

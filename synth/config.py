@@ -38,6 +38,9 @@ class GenerateConfig:
     blacklist: list[str] = field(default_factory=lambda: list(DEFAULT_BLACKLIST))
     banned_prefixes: list[str] = field(default_factory=lambda: ["Write a program"])
     novelty_threshold: float = 0.9
+    recall_threshold: float = 0.4              # with a verifier: the borderline band [recall, novelty) goes to it
+    verifier: str | None = None                # a litellm model that judges "same task?" in the band; None: off
+    novelty_index: str = "auto"                # auto | flat | hnsw
     embedder: str = DEFAULT_EMBEDDER
     # teacher calls
     temperature: float = 0.7
@@ -67,6 +70,8 @@ class GenerateConfig:
             (self.rpm is None or self.rpm >= 1, "--rpm must be at least 1"),
             (self.tpm is None or self.tpm >= 1, "--tpm must be at least 1"),
             (0 < self.min_words <= self.max_words, "--min-words must be positive and at most --max-words"),
+            (0.0 <= self.recall_threshold <= self.novelty_threshold, "--recall-threshold must be in [0, --novelty-threshold]"),
+            (self.novelty_index in ("auto", "flat", "hnsw"), "--novelty-index must be auto, flat or hnsw"),
         ]
         for ok, message in checks:
             if not ok:

@@ -16,9 +16,10 @@ from .embeddings import shared_embedder
 from .gate import NoveltyGate
 from .local_teacher import LocalTeacherServer
 from .pipeline import Generator, Progress, RunResult
-from .runfolder import CACHE, SPEND, RunFolder
+from .runfolder import CACHE, GATE, SPEND, RunFolder
 from .seeds import load_seeds
 from .teacher import LiteLLMTeacher, TeacherOptions, check_api_key
+from .verifier import llm_verifier
 
 
 def resolve_config(config: GenerateConfig | None = None, *, resume: str | Path | None = None,
@@ -61,9 +62,16 @@ def generate(config: GenerateConfig | None = None, *, resume: str | Path | None 
         teacher = LiteLLMTeacher(options, cache=cache, budget=budget, api_key=api_key, check_key=False)
         gate = None
         if queries is None:
-            gate = NoveltyGate(shared_embedder(config.embedder), config.novelty_threshold)
-            pool = seeds + state.machine_tasks
+            verifier = None
+            if config.verifier:
+                verifier = llm_verifier(config.verifier, api_base=config.api_base if config.verifier == config.teacher else None,
+                                        cache_path=config.cache or run.file(CACHE), budget=budget)
+            gate = NoveltyGate(shared_embedder(config.embedder), config.novelty_threshold, index=config.novelty_index,
+                               recall_threshold=config.recall_threshold if verifier else None, verifier=verifier,
+                               store=run.path / GATE)
+            pool = seeds + state.machine_tasks      # a resumed run finds these in the gate's store: nothing re-embedded
             gate.add([t.id for t in pool], [t.instruction for t in pool])
+            stack.callback(gate.save_index)
         generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries)
         return asyncio.run(_run(generator, teacher))
 

@@ -246,7 +246,8 @@ class Generator:
                     accepted += 1
                     self._accept_task(Task(task_id, text, origin="machine"), verdict, pool_ids, number)
                 else:
-                    self._reject(task_id, "rejected", "novelty", "near_duplicate", **where, text=text,
+                    reason = "near_duplicate" if verdict.stage == "embedding" else "same_task"
+                    self._reject(task_id, "rejected", "novelty", reason, **where, text=text, novelty_stage=verdict.stage,
                                  neighbour_id=verdict.neighbour_id, score=round(verdict.score, 4))
         self.yields.append(accepted)
         self.idle_rounds = 0 if accepted else self.idle_rounds + 1

@@ -23,6 +23,7 @@ DATA = "data.jsonl"
 REJECTED = "rejected.jsonl"
 CACHE = "cache.sqlite"
 SPEND = "spend.jsonl"
+GATE = "gate"
 
 
 @dataclass

@@ -116,3 +116,16 @@ def test_resuming_a_finished_run_with_a_cut_tail_sends_nothing(teacher_server, t
     synth.generate(resume=out)
     assert sorted(r["id"] for r in read_complete_lines(out / "data.jsonl")) == before
     assert len(teacher_server.attempts) == paid
+
+
+def test_resume_does_not_re_embed_the_pool(teacher_server, tmp_path, monkeypatch):
+    from synth.embeddings import Embedder
+
+    out = tmp_path / "run"
+    run(teacher_server, out, num=4)
+    assert (out / "gate").is_dir()
+    encoded = []
+    original = Embedder.encode
+    monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or original(self, texts))
+    synth.generate(resume=out)                    # finished: nothing to add, nothing to embed
+    assert sum(encoded) == 0

@@ -1,0 +1,121 @@
+"""Generation throughput: synth against distilabel, Curator and a naive loop, on the same loopback teacher,
+in the same run (`make bench`). The teacher has a log-normal latency (median 0.8 s, ~1% over 10 s), answers 2%
+of attempts with 429 + Retry-After, and replies with ~300 tokens.
+
+    .venv/bin/python bench/throughput.py [--n 5000] [--concurrency 16 64 256] [--systems synth distilabel curator naive]
+
+The physical limit of a run is max(sum of served latencies / concurrency, longest latency): no client can
+finish sooner. Each system runs in its own process; peers come from .bench-venv (make bench-env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _latency import latency_for, make_script  # noqa: E402
+from synth.testing import FakeTeacherServer, request_key  # noqa: E402
+import synth.testing.server as server_module  # noqa: E402
+
+PYTHON = {"synth": ROOT / ".venv/bin/python"}
+PEER_PYTHON = ROOT / ".bench-venv/bin/python"
+T0 = ROOT.parent / "shared/data/t0_train_50k.jsonl.gz"
+
+
+def load_queries(n: int, path: Path) -> Path:
+    out = path / f"queries_{n}.jsonl"
+    with gzip.open(T0, "rt") as src, open(out, "w") as dst:
+        for i, line in enumerate(src):
+            if i >= n:
+                break
+            prompt = json.loads(line)["prompt"][:1500]
+            dst.write(json.dumps({"id": f"t0-{i:06d}", "instruction": prompt}) + "\n")
+    return out
+
+
+def run_one(system: str, server: FakeTeacherServer, queries: Path, concurrency: int) -> dict:
+    server.reset()
+    python = PYTHON.get(system, PEER_PYTHON)
+    proc = subprocess.run([str(python), str(HERE / "_throughput_worker.py"), system, "--url", server.url,
+                           "--queries", str(queries), "--concurrency", str(concurrency)],
+                          capture_output=True, text=True, timeout=3600,
+                          env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": "sk-bench",
+                               "TOKENIZERS_PARALLELISM": "false", "HOME": str(Path.home())})
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"error": " | ".join(tail)[:300]}
+    result = json.loads(lines[-1][len("RESULT "):])
+    attempts = server.attempts
+    served = [latency_for(a.key) for a in attempts if a.outcome == "reply"]
+    limit_s = max(sum(served) / concurrency, max(served, default=0.0))
+    n = sum(1 for _ in open(queries))
+    result.update(requests=n, attempts=len(attempts), limit_s=limit_s, lost=n - result["records"],
+                  rps=result["records"] / result["wall_s"], limit_rps=n / limit_s if limit_s else 0.0,
+                  fraction=limit_s / result["wall_s"])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--naive-n", type=int, default=40, help="the sequential loop runs on a prefix")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--systems", nargs="+", default=["synth", "distilabel", "curator", "naive"])
+    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp_name, FakeTeacherServer(make_script(server_module)) as server:
+        tmp = Path(tmp_name)
+        full = load_queries(args.n, tmp)
+        for concurrency in args.concurrency:
+            for system in args.systems:
+                if system == "naive":
+                    if concurrency != args.concurrency[0]:
+                        continue
+                    result = run_one(system, server, load_queries(args.naive_n, tmp), 1)
+                    concurrency_shown = 1
+                else:
+                    result = run_one(system, server, full, concurrency)
+                    concurrency_shown = concurrency
+                result.update(system=system, concurrency=concurrency_shown)
+                rows.append(result)
+                print(json.dumps(result), flush=True)
+    table = render(rows, args)
+    print(table)
+    if args.write:
+        with open(HERE / "RESULTS.md", "a") as fh:
+            fh.write(table)
+
+
+def render(rows: list[dict], args) -> str:
+    synth_rps = {r["concurrency"]: r["rps"] for r in rows if r["system"] == "synth" and "rps" in r}
+    lines = [f"\n## Generation throughput ({time.strftime('%Y-%m-%d')})\n",
+             f"Command: `.venv/bin/python bench/throughput.py --n {args.n} --concurrency {' '.join(map(str, args.concurrency))} "
+             f"--write` (via `make bench`). Teacher: loopback server, log-normal latency (median 0.8 s, ~1% over 10 s), "
+             "2% 429 with Retry-After 1 s, ~300-token replies. T0 prompts from shared/data. The naive loop runs "
+             f"{args.naive_n} requests sequentially.\n",
+             "| system | concurrency | requests | req/s | fraction of limit | synth / system | peak RSS MB | attempts | lost |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['system']} | {r['concurrency']} | - | failed: {r['error']} | | | | | |")
+            continue
+        ratio = synth_rps.get(r["concurrency"], 0.0) / r["rps"] if r["rps"] and r["concurrency"] in synth_rps else float("nan")
+        lines.append(f"| {r['system']} | {r['concurrency']} | {r['requests']} | {r['rps']:.1f} | {r['fraction']:.2f} | "
+                     f"{ratio:.2f} | {r['peak_rss_mb']:.0f} | {r['attempts']} | {r['lost']} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The report's plots as PNG bytes (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _bars(ax, histogram: dict[str, list[float]], label: str, color: str, bottom=None) -> None:
+    edges = histogram["edges"]
+    widths = [b - a for a, b in zip(edges, edges[1:])]
+    ax.bar(edges[:-1], histogram["counts"], width=widths, align="edge", label=label, color=color,
+           edgecolor="white", bottom=bottom)
+
+
+def nn_similarity(numbers: dict[str, Any]) -> bytes:
+    novelty = numbers["novelty"]
+    figure, ax = plt.subplots(figsize=(7, 3.4))
+    _bars(ax, novelty["accepted_scores"], "accepted", "#4c8bf5")
+    _bars(ax, novelty["rejected_scores"], "rejected as near-duplicate", "#e8710a",
+          bottom=novelty["accepted_scores"]["counts"])
+    ax.axvline(novelty["threshold"], color="black", linestyle="--", label=f"threshold {novelty['threshold']}")
+    ax.set_xlabel("cosine similarity to the nearest pool task")
+    ax.set_ylabel("candidate tasks")
+    ax.set_title("Nearest-neighbour similarity at the novelty gate")
+    ax.legend(fontsize=8)
+    return _png(figure)
+
+
+def lengths(numbers: dict[str, Any]) -> bytes:
+    figure, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, (name, color) in zip(axes, (("instruction", "#34a853"), ("response", "#a142f4"))):
+        _bars(ax, numbers["lengths_words"][name]["histogram"], name, color)
+        ax.set_xlabel("words")
+        ax.set_title(f"{name} length")
+    axes[0].set_ylabel("records")
+    return _png(figure)
+
+
+def acceptance(numbers: dict[str, Any]) -> bytes:
+    data = numbers["acceptance"]
+    figure, ax = plt.subplots(figsize=(7, 3))
+    ax.plot(data["bootstrap_prompts"], data["rolling_rate"], color="#4c8bf5")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("bootstrap prompt")
+    ax.set_ylabel(f"accepted / proposed\n(rolling {data['window']})")
+    ax.set_title("Acceptance rate over the run")
+    return _png(figure)
+
+
+def shares(numbers: dict[str, Any], key: str, title: str) -> bytes:
+    items = list(numbers["shares"][key].items())[::-1]
+    figure, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * max(len(items), 1)))
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#4c8bf5")
+    ax.set_xlabel("share of records")
+    ax.set_title(title)
+    return _png(figure)
+
+
+def reasons(numbers: dict[str, Any]) -> bytes:
+    counts = numbers["counts"]
+    items = [(f"kept: records", counts["records"])]
+    items += [(f"rejected: {k}", v) for k, v in sorted(counts["rejected"].items())]
+    items += [(f"failed: {k}", v) for k, v in sorted(counts["failed"].items())]
+    items = items[::-1]
+    figure, ax = plt.subplots(figsize=(7, 0.6 + 0.3 * len(items)))
+    ax.barh([k for k, _ in items], [v for _, v in items], color=["#e8710a" if not k.startswith("kept") else "#34a853"
+                                                                 for k, _ in items])
+    ax.set_title("Kept and rejected, by reason")
+    return _png(figure)
+
+
+def render_all(numbers: dict[str, Any]) -> dict[str, bytes]:
+    return {
+        "outcomes": reasons(numbers),
+        "acceptance": acceptance(numbers),
+        "nn_similarity": nn_similarity(numbers),
+        "lengths": lengths(numbers),
+        "system_messages": shares(numbers, "system_message", "System messages"),
+        "task_kinds": shares(numbers, "task_kind", "Task kinds"),
+    }

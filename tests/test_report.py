@@ -1,0 +1,156 @@
+"""`synth report` on a small run folder built here, with the real MiniLM; and the diversity metrics by hand."""
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from synth import metrics
+from synth.embeddings import shared_embedder
+from synth.gate import NoveltyGate
+from synth.report import build_report, collect
+from synth.report.command import report_command
+
+TASKS = [
+    ("t1", "Explain how tides are caused by the Moon.", "science", "step_by_step"),
+    ("t2", "Write a limerick about a forgetful wizard.", "writing", "detailed"),
+    ("t3", "Convert 5 kilometres to miles and show the working.", "math", "show_math_working"),
+    ("t4", "List four ways to keep basil alive indoors.", "advice", "detailed"),
+]
+SEEDS = [("seed_a", "Summarise the article in one sentence."), ("seed_b", "Translate the phrase into German."),
+         ("seed_c", "Give three tips for a job interview."), ("seed_d", "Solve the equation 2x + 3 = 11.")]
+
+
+def record(task_id, instruction, kind, system, index, response):
+    return {"id": f"rec-{task_id}-{index}",
+            "task": {"id": task_id, "instruction": instruction, "is_classification": False, "kind": kind, "origin": "machine"},
+            "instance": {"index": index, "input": "", "reference_output": ""},
+            "system_message": {"id": system, "text": "Be helpful."}, "response": response,
+            "provenance": {"teacher": "openai/test-teacher", "usage": {"prompt_tokens": 30, "completion_tokens": 10,
+                                                                       "total_tokens": 40},
+                           "cost_usd": 0.002, "novelty": {"neighbour_id": "seed_a", "score": 0.5, "threshold": 0.9,
+                                                          "stage": "embedding"}}}
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def run_folder(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    seeds = tmp_path / "seeds.jsonl"
+    write_jsonl(seeds, [{"id": i, "instruction": t, "instances": []} for i, t in SEEDS])
+    (run / "config.json").write_text(json.dumps({"seeds": str(seeds), "novelty_threshold": 0.9,
+                                                  "embedder": "bundled:all-MiniLM-L6-v2", "teacher": "openai/test-teacher"}))
+    (run / "manifest.json").write_text(json.dumps({"status": "completed", "usage": {
+        "prompt_tokens": 900, "completion_tokens": 300, "cost_usd": 0.05}}))
+    records = [record(t, ins, kind, system, i, f"Answer {i} for {ins} the the")
+               for t, ins, kind, system in TASKS for i in range(2)]
+    write_jsonl(run / "data.jsonl", records)
+    accepted = [{"status": "accepted", "bootstrap_no": n, "task": {"id": t, "instruction": ins},
+                 "novelty": {"neighbour_id": "seed_a", "score": s, "threshold": 0.9, "stage": "embedding"}}
+                for n, (t, ins, _, _), s in zip([0, 0, 1, 2], TASKS, [0.31, 0.52, 0.44, 0.87])]
+    write_jsonl(run / "tasks.jsonl", accepted + [{"status": "completed", "id": "t1"}])
+    write_jsonl(run / "rejected.jsonl", [
+        {"id": "r1", "kind": "rejected", "stage": "novelty", "reason": "near_duplicate", "bootstrap_no": 1, "score": 0.95},
+        {"id": "r2", "kind": "rejected", "stage": "novelty", "reason": "near_duplicate", "bootstrap_no": 2, "score": 0.97},
+        {"id": "r3", "kind": "rejected", "stage": "filter", "reason": "blacklisted_word", "bootstrap_no": 2},
+        {"id": "r4", "kind": "rejected", "stage": "parse", "reason": "unparseable_instances", "task_id": "t2"},
+        {"id": "r5", "kind": "failed", "stage": "answer", "reason": "finish_length"},
+    ])
+    return run
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return shared_embedder()
+
+
+def test_numbers_count_every_outcome_and_rate(run_folder, embedder):
+    numbers = collect(run_folder, embedder=embedder, clusters=3)
+    counts = numbers["counts"]
+    assert counts["records"] == 8 and counts["tasks_in_records"] == 4 and counts["tasks_accepted"] == 4
+    assert counts["rejected"] == {"near_duplicate": 2, "blacklisted_word": 1, "unparseable_instances": 1}
+    assert counts["failed"] == {"finish_length": 1}
+    acceptance = numbers["acceptance"]
+    assert acceptance["bootstrap_prompts"] == [0, 1, 2]
+    assert acceptance["overall"] == pytest.approx(4 / 7, abs=1e-4)        # 4 accepted of 7 proposed
+    assert acceptance["rolling_rate"] == [1.0, pytest.approx(3 / 4, abs=1e-4), pytest.approx(4 / 7, abs=1e-4)]
+    assert sum(numbers["novelty"]["accepted_scores"]["counts"]) == 4
+    assert sum(numbers["novelty"]["rejected_scores"]["counts"]) == 2
+    assert numbers["shares"]["system_message"] == {"detailed": 0.5, "step_by_step": 0.25, "show_math_working": 0.25}
+    assert numbers["usage"]["tokens_per_record"] == 40 and numbers["usage"]["run_tokens_per_record"] == 150
+    assert numbers["teachers"] == {"openai/test-teacher": 8}
+    diversity = numbers["diversity"]
+    assert diversity["sample_size"] == 4 and 1.0 < diversity["vendi_score"] <= 4.0
+    assert 0.0 < diversity["mean_pairwise_cosine_distance"] < 1.5
+    assert 1 <= diversity["cluster_coverage"]["occupied"] <= 3
+
+
+def test_report_reuses_the_gate_store_instead_of_embedding(run_folder, embedder):
+    gate = NoveltyGate(embedder, 0.9, store=run_folder / "gate")
+    gate.add([t for t, *_ in TASKS] + [i for i, _ in SEEDS], [ins for _, ins, *_ in TASKS] + [t for _, t in SEEDS])
+
+    class Refusing:
+        name, dim = embedder.name, embedder.dim
+
+        def encode(self, texts):
+            raise AssertionError(f"embedded {texts}")
+
+    stored = collect(run_folder, embedder=Refusing(), clusters=3)
+    fresh = collect(run_folder, embedder=embedder, clusters=3)
+    assert stored["diversity"]["vendi_score"] == pytest.approx(fresh["diversity"]["vendi_score"], abs=1e-3)
+
+
+def test_report_files_card_page_and_json(run_folder, embedder):
+    paths = build_report(run_folder, embedder=embedder, clusters=3)
+    assert paths.card.parent == run_folder / "report"
+    card = paths.card.read_text()
+    assert card.startswith("---\n") and "size_categories:\n- n<1K" in card
+    assert "| rejected: near_duplicate | 2 |" in card and "| failed: finish_length | 1 |" in card
+    page = paths.html.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 6
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "http" not in page.replace("https://pypi.org", "")        # self-contained: nothing fetched
+    assert json.loads(paths.numbers.read_text())["counts"]["records"] == 8
+
+
+def test_report_command_and_a_folder_that_is_not_a_run(run_folder, tmp_path, embedder):
+    from synth.errors import RunFolderError
+
+    app = typer.Typer()
+    app.command("report")(report_command)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["report", str(run_folder), "--out", str(tmp_path / "r"), "--clusters", "3"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "report.html").is_file()
+    with pytest.raises(RunFolderError):
+        collect(tmp_path / "nothing-here")
+
+
+@pytest.mark.parametrize("texts, n, expected", [
+    (["a b a b"], 1, 0.5), (["a b a b"], 2, 2 / 3), (["a b c", "a b d"], 3, 1.0), (["x"], 2, 0.0),
+])
+def test_distinct_n(texts, n, expected):
+    assert metrics.distinct_n(texts, n) == pytest.approx(expected)
+
+
+def test_vendi_and_pairwise_distance_on_known_vectors():
+    identical = np.tile(np.array([[1.0, 0.0, 0.0]], dtype=np.float32), (5, 1))
+    orthogonal = np.eye(3, dtype=np.float32)
+    assert metrics.vendi_score(identical) == pytest.approx(1.0)
+    assert metrics.vendi_score(orthogonal) == pytest.approx(3.0)
+    assert metrics.mean_pairwise_cosine_distance(identical) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.mean_pairwise_cosine_distance(orthogonal) == pytest.approx(1.0)
+
+
+def test_fixed_sample_is_seeded():
+    assert list(metrics.sample_rows(1000, 5, seed=3)) == list(metrics.sample_rows(1000, 5, seed=3))
+    assert list(metrics.sample_rows(4, 10)) == [0, 1, 2, 3]
