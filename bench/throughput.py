@@ -48,7 +48,7 @@ def run_one(system: str, server: FakeTeacherServer, queries: Path, concurrency: 
     python = PYTHON.get(system, PEER_PYTHON)
     proc = subprocess.run([str(python), str(HERE / "_throughput_worker.py"), system, "--url", server.url,
                            "--queries", str(queries), "--concurrency", str(concurrency)],
-                          capture_output=True, text=True, timeout=3600,
+                          capture_output=True, text=True, timeout=3600, cwd=queries.parent,
                           env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": "sk-bench",
                                "TOKENIZERS_PARALLELISM": "false", "HOME": str(Path.home())})
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
