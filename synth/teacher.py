@@ -26,6 +26,7 @@ from .errors import MissingKeyError, StopRequested, TeacherError, TransientTeach
 from .retry import classify, retry_after_seconds
 
 PLACEHOLDER_KEY = "sk-no-key-needed"
+POOL_SHARD = 16      # connections per HTTP pool
 # The raw body of the reply being read in this task: litellm fills a missing finish_reason with "stop",
 # so an OpenAI-compatible reply is checked as the server sent it.
 _RAW_BODIES: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar("synth_raw_bodies", default=None)
@@ -119,7 +120,8 @@ class LiteLLMTeacher:
         self._api_key = api_key if api_key is not None else (check_api_key(options.model, options.api_base) if check_key else None)
         self.stopping = False        # set on Ctrl-C/SIGTERM: nothing new is sent, calls in flight finish
         self._openai_compatible = self._provider() == "openai"
-        self._client = None
+        self._clients: list = []
+        self._next_client = 0
         self._client_loop = None
         self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)))
         self._slots = asyncio.Semaphore(options.concurrency)
@@ -236,25 +238,31 @@ class LiteLLMTeacher:
             return None
 
     def _openai_client(self):
-        """Our own OpenAI client for OpenAI-compatible servers: SDK retries off, a pool sized to the concurrency,
-        and a hook that keeps the raw reply body."""
+        """Our own OpenAI clients for OpenAI-compatible servers: SDK retries off, a hook that keeps the raw reply
+        body, and the connections split over several small pools, because httpx's pool scans every connection
+        on every request and so slows down with the square of a large concurrency."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
+        if not self._clients or self._client_loop is not loop:
             import httpx
             import openai
 
-            limits = httpx.Limits(max_connections=self.options.concurrency + 4,
-                                  max_keepalive_connections=self.options.concurrency + 4)
-            http = httpx.AsyncClient(limits=limits, timeout=self.options.timeout, event_hooks={"response": [_keep_body]})
-            self._client = openai.AsyncOpenAI(api_key=self._api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY,
-                                              base_url=self.options.api_base, max_retries=0, http_client=http)
+            shards = max(1, -(-self.options.concurrency // POOL_SHARD))
+            per_shard = -(-self.options.concurrency // shards) + 2
+            key = self._api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+            self._clients = [
+                openai.AsyncOpenAI(api_key=key, base_url=self.options.api_base, max_retries=0, http_client=httpx.AsyncClient(
+                    limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                    timeout=self.options.timeout, event_hooks={"response": [_keep_body]}))
+                for _ in range(shards)
+            ]
             self._client_loop = loop
-        return self._client
+        self._next_client = (self._next_client + 1) % len(self._clients)
+        return self._clients[self._next_client]
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        for client in self._clients:
+            await client.close()
+        self._clients = []
 
     def _parse(self, response: Any) -> Completion:
         try:
