@@ -8,7 +8,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo clean
+BENCH_VENV := .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
+.PHONY: install test demo soak bench bench-env clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,5 +28,23 @@ demo: $(STAMP)
 	$(VENV)/bin/synth generate --teacher local --num 20 --out runs/demo --overwrite
 	$(VENV)/bin/synth export runs/demo --format openai-chat --out runs/demo/openai-chat.jsonl
 
+# The full reliability battery: 10,000 requests at concurrency 64 with ~30% faults, a 60 s outage; figures to bench/RESULTS.md.
+soak: $(STAMP)
+	$(PY) -m pytest -q tests/reliability
+	$(PY) bench/soak.py
+
+# Peers for the throughput benchmark, in their own venv (never synth's dependencies).
+$(BENCH_STAMP): bench/requirements-peers.txt bench/constraints-peers.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	PIP_CONSTRAINT=$(CURDIR)/bench/constraints-peers.txt $(BENCH_VENV)/bin/pip install -q -r bench/requirements-peers.txt
+	touch $(BENCH_STAMP)
+
+bench-env: $(BENCH_STAMP)
+
+# Throughput against distilabel, Curator and a naive loop, and the full pipeline's own overhead.
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/throughput.py --n 5000 --concurrency 64 256 16 --write
+	$(PY) bench/pipeline_overhead.py --write
+
 clean:
-	rm -rf $(VENV) runs/demo dist build
+	rm -rf $(VENV) $(BENCH_VENV) runs/demo dist build

@@ -68,7 +68,8 @@ class Generator:
         self._started = time.monotonic()
         self._started_at = state.manifest.get("started_at") or now_iso()
         self._last_checkpoint = 0.0
-        self._files = run.appenders()
+        self.timings: Counter = Counter()     # seconds spent in synth's own stages, not waiting on the teacher
+        self._files = {name: _TimedAppender(appender, self.timings) for name, appender in run.appenders().items()}
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -222,7 +223,8 @@ class Generator:
         if completion is None:
             self.idle_rounds += 1
             return
-        items = parse_numbered_list(completion.text)
+        with self._timed("parsing"):
+            items = parse_numbered_list(completion.text)
         if not items:
             self._reject(f"b{number}", "rejected", "parse", "unparseable_list", **where, text=completion.text)
             self.idle_rounds += 1
@@ -240,7 +242,8 @@ class Generator:
         accepted = 0
         if candidates:
             async with self._gate_lock:
-                verdicts = await asyncio.to_thread(self.gate.check, [i for i, _ in candidates], [t for _, t in candidates])
+                with self._timed("novelty_gate"):
+                    verdicts = await asyncio.to_thread(self.gate.check, [i for i, _ in candidates], [t for _, t in candidates])
             for (task_id, text), verdict in zip(candidates, verdicts):
                 if verdict.accepted:
                     accepted += 1
@@ -282,7 +285,9 @@ class Generator:
         reply = await self._ask(instances_messages(task, c.instances_per_task), "instances", task.id, {"task_id": task.id})
         if reply is None:
             return self._task_done(task)
-        instances = _distinct_inputs(parse_instances(reply.text, output_first=task.is_classification))[: c.instances_per_task]
+        with self._timed("parsing"):
+            instances = _distinct_inputs(parse_instances(reply.text, output_first=task.is_classification))
+        instances = instances[: c.instances_per_task]
         if not instances:
             self._reject(f"{task.id}:instances", "rejected", "parse", "unparseable_instances", task_id=task.id, text=reply.text)
             return self._task_done(task)
@@ -315,7 +320,8 @@ class Generator:
                 "run_seed": self.config.seed, "synth_version": __version__,
             },
         }
-        errors = schema_errors(record)
+        with self._timed("validating"):
+            errors = schema_errors(record)
         if errors:
             self._reject(record_id, "failed", "validate", "schema_invalid", **context, detail="; ".join(errors[:3]),
                          text=reply.text)
@@ -324,6 +330,14 @@ class Generator:
         self.state.record_ids.add(record_id)
         self.records += 1
         self._report()
+
+    @contextlib.contextmanager
+    def _timed(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - start
 
     def _task_done(self, task: Task) -> None:
         self._files[TASKS].append({"status": "completed", "id": task.id, "at": now_iso()})
@@ -375,10 +389,28 @@ class Generator:
                 "failed": dict(self.failed),
             },
             "usage": usage,
+            "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
         }
         self.run.save_manifest(manifest)
         self._last_checkpoint = time.monotonic()
         return manifest
+
+
+class _TimedAppender:
+    """A JSONL appender that adds its write time to the run's "writing" timing."""
+
+    def __init__(self, appender, timings: Counter):
+        self.appender, self.timings = appender, timings
+
+    def append(self, obj: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        try:
+            self.appender.append(obj)
+        finally:
+            self.timings["writing"] += time.perf_counter() - start
+
+    def close(self) -> None:
+        self.appender.close()
 
 
 def _distinct_inputs(instances: list[dict[str, str]]) -> list[dict[str, str]]:
