@@ -3,11 +3,14 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import synth
 from synth.errors import InputFileError
 from synth.seeds import load_seeds
-from synth.testing import INJECTIONS, FakeTeacherServer, Reply
+from synth.testing import INJECTIONS, FakeTeacherServer, Fault, Reply
+
+from .conftest import run_synth
 
 
 def test_ten_megabyte_line_is_read(tmp_path):
@@ -44,3 +47,35 @@ def test_injection_text_is_data_not_instructions(tmp_path):
     records = synth.load_records(tmp_path / "run")
     assert all(r["response"].endswith(INJECTIONS[-1]) for r in records)
     assert {r["task"]["id"] for r in records} == {f"../../escape{i}" for i in range(5)}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=400))
+def test_seed_loader_never_crashes_on_any_bytes(tmp_path, raw):
+    path = tmp_path / "any.jsonl"
+    path.write_bytes(raw)
+    try:
+        tasks = load_seeds(path)
+    except InputFileError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+    else:
+        assert tasks and all(t.instruction for t in tasks)
+
+
+@pytest.mark.parametrize("fault, reason", [
+    (Fault("status", status=401, error_code="invalid_api_key"), "401"),
+    (Fault("status", status=429, error_type="insufficient_quota", error_code="insufficient_quota",
+           message="You exceeded your current quota"), "no quota"),
+])
+def test_fatal_teacher_errors_stop_the_run_at_once(tmp_path, fault, reason):
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps({"instruction": f"Question number {i}?"}) + "\n" for i in range(200)))
+    with FakeTeacherServer(lambda body, attempt: fault) as server:
+        result = run_synth(["generate", "--queries", str(queries), "--teacher", "openai/fake-teacher",
+                            "--api-base", server.url, "--out", str(tmp_path / "run"), "--concurrency", "4"])
+        attempts = server.attempts
+    assert result.returncode == 4
+    lines = [l for l in result.stderr.splitlines() if l.strip() and not l.startswith("records")]
+    assert len(lines) == 1 and reason in lines[0] and "Traceback" not in result.stderr
+    assert len(attempts) <= 4                                   # the requests in flight, and nothing after
+    assert max(a.attempt_no for a in attempts) == 1             # none of them retried
