@@ -13,7 +13,6 @@ import os
 import resource
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,7 @@ os.environ["OPENAI_API_KEY"] = CANARY
 import synth  # noqa: E402
 from synth.jsonl import read_complete_lines  # noqa: E402
 from synth.records import schema_errors  # noqa: E402
-from synth.testing import FakeTeacherServer, Fault, Reply, explain_reply, fault_mix  # noqa: E402
+from synth.testing import FakeTeacherServer, OutageScript, Reply, explain_reply, fault_mix  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,25 +64,14 @@ def count_queries(path: Path) -> int:
 
 
 def outage_run(seconds: float, tmp: Path) -> dict:
-    state = {"start": None}
-    lock = threading.Lock()
-
-    def script(body, attempt):
-        with lock:
-            if state["start"] is None:
-                state["start"] = time.monotonic() + 2.0
-        now = time.monotonic()
-        if state["start"] <= now < state["start"] + seconds:
-            return Fault("status", status=503)
-        return Reply("An explained answer, step by step.", delay=0.2)
-
+    script = OutageScript(seconds, after=2.0, reply=Reply("An explained answer, step by step.", delay=0.2))
     queries = write_queries(tmp / "outage.jsonl", 1500)
     with FakeTeacherServer(script) as server:
         result = synth.generate(queries=str(queries), out=str(tmp / "outage"), teacher="openai/fake-teacher",
                                 api_base=server.url, concurrency=64, timeout=5.0, max_retries=5)
-        start, end = state["start"], state["start"] + seconds
-        during = sum(1 for a in server.attempts if start <= a.at < end)
-        recovered = min((a.at for a in server.attempts if a.at >= end and a.outcome == "reply"), default=float("nan")) - end
+        during = sum(1 for a in server.attempts if script.start <= a.at < script.end)
+        recovered = min((a.at for a in server.attempts if a.at >= script.end and a.outcome == "reply"),
+                        default=float("nan")) - script.end
     return {"outage_s": seconds, "attempts_during": during, "recovered_after_s": recovered,
             "failed": sum(result.manifest["counts"]["failed"].values()), "records": result.records}
 

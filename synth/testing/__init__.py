@@ -13,9 +13,10 @@ from synth.testing.server import (
     scripted,
 )
 
-from synth.testing.faults import INJECTIONS, default_faults, explain_reply, fault_mix
+from synth.testing.faults import INJECTIONS, OutageScript, default_faults, explain_reply, fault_mix
 
 __all__ = [
+    "OutageScript",
     "INJECTIONS",
     "default_faults",
     "explain_reply",

@@ -4,6 +4,8 @@ request, so a soak or crash test can be run again and get the same faults."""
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from typing import Callable
 
 from .server import Fault, Reply, Script, http_date, request_key
@@ -71,3 +73,28 @@ def explain_reply(body: dict) -> Reply:
     question = body["messages"][-1]["content"]
     return Reply(f"Let me work through this step by step.\nFirst, the request is: {question[:80]}\n"
                  f"Then I reason about it, and so the answer follows from those steps.", completion_tokens=300)
+
+
+class OutageScript:
+    """Every attempt gets 503 for `seconds`, starting `after` seconds past the first request; the rest get `reply`.
+
+    `start` and `end` (monotonic times, the server's clock for Attempt.at) are set once the first request arrives.
+    """
+
+    def __init__(self, seconds: float, *, after: float = 1.0, reply: Reply | None = None):
+        self.seconds, self.after = seconds, after
+        self.reply = reply or Reply("An explained answer: first this, then that, so this.", delay=0.05)
+        self.start: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def end(self) -> float:
+        return (self.start or 0.0) + self.seconds
+
+    def __call__(self, body: dict, attempt: int) -> Fault | Reply:
+        with self._lock:
+            if self.start is None:
+                self.start = time.monotonic() + self.after
+        if self.start <= time.monotonic() < self.end:
+            return Fault("status", status=503)
+        return Reply(self.reply.content, delay=self.reply.delay)

@@ -1,14 +1,13 @@
 """--max-cost holds across kills, and a sustained outage pauses the run instead of hammering the server."""
 
 import signal
-import threading
 import time
 
 import litellm
 
 import synth
 from synth.jsonl import read_complete_lines
-from synth.testing import FakeTeacherServer, Fault, Reply, explain_reply
+from synth.testing import FakeTeacherServer, OutageScript, explain_reply
 
 from .conftest import outcomes, run_synth, start_synth, synth_args, write_queries
 
@@ -59,26 +58,13 @@ def test_max_cost_holds_across_kills(tmp_path):
 
 
 def test_sustained_outage_pauses_and_recovers(tmp_path):
-    outage = {"start": None, "length": 8.0}
-    lock = threading.Lock()
-
-    def script(body, attempt):
-        with lock:
-            if outage["start"] is None:
-                outage["start"] = time.monotonic() + 1.0
-        now = time.monotonic()
-        if outage["start"] <= now < outage["start"] + outage["length"]:
-            return Fault("status", status=503)
-        return Reply("An explained answer: first this, then that, so this.", delay=0.05)
-
+    script = OutageScript(8.0)
     with FakeTeacherServer(script) as server:
         queries = write_queries(tmp_path / "q.jsonl", 250)
         result = synth.generate(queries=str(queries), out=str(tmp_path / "run"), teacher="openai/fake-teacher",
                                 api_base=server.url, concurrency=16, timeout=5.0, max_retries=5)
-        start, end = outage["start"], outage["start"] + outage["length"]
-        during = [a for a in server.attempts if start <= a.at < end]
-        after = [a.at for a in server.attempts if a.at >= end and a.outcome == "reply"]
+        during = [a for a in server.attempts if script.start <= a.at < script.end]
+        after = [a.at for a in server.attempts if a.at >= script.end and a.outcome == "reply"]
     assert result.status == "completed" and not result.manifest["counts"]["failed"]
     assert len(during) <= 16 + 12 + 16        # the in-flight wave, one probe at a time, a margin: not a storm
-    assert after and after[0] - end <= 10.0
-    print(f"outage attempts: {len(during)} in {outage['length']:.0f}s; recovered {after[0] - end:.1f}s after")
+    assert after and after[0] - script.end <= 10.0
