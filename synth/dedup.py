@@ -20,7 +20,10 @@ import typer
 
 from .embeddings import DEFAULT_EMBEDDER, Embedder, shared_embedder
 from .errors import ConfigError, InputFileError
-from .gate import NoveltyGate, Verifier
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:       # faiss loads only when a gate is built
+    from .gate import NoveltyGate, Verifier
 from .verifier import llm_verifier
 
 TEXT_FIELDS = ("prompt", "instruction", "question", "query", "text")
@@ -166,6 +169,8 @@ def _drop(item: Item, reason: str, stage: str, kept_id: str | None, score: float
 
 
 def build_gate(config: DedupConfig, embedder: Embedder | None = None, verifier: Verifier | None = None) -> NoveltyGate:
+    from .gate import NoveltyGate
+
     if not 0.0 < config.threshold <= 1.0:
         raise ConfigError("--threshold must be in (0, 1]")
     if verifier is None and config.verifier_model:

@@ -13,7 +13,6 @@ from .budget import Budget
 from .cache import RequestCache
 from .config import LOCAL_TEACHER, GenerateConfig
 from .embeddings import shared_embedder
-from .gate import NoveltyGate
 from .local_teacher import LocalTeacherServer
 from .pipeline import Generator, Progress, RunResult
 from .runfolder import CACHE, GATE, SPEND, RunFolder
@@ -62,6 +61,8 @@ def generate(config: GenerateConfig | None = None, *, resume: str | Path | None 
         teacher = LiteLLMTeacher(options, cache=cache, budget=budget, api_key=api_key, check_key=False)
         gate = None
         if queries is None:
+            from .gate import NoveltyGate      # faiss and the embedder load only when a gate is needed
+
             verifier = None
             if config.verifier:
                 verifier = llm_verifier(config.verifier, api_base=config.api_base if config.verifier == config.teacher else None,

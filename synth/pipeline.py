@@ -19,7 +19,10 @@ from ._version import __version__
 from .config import GenerateConfig
 from .errors import BudgetExceeded, FatalTeacherError, StopRequested, StorageError, TeacherError
 from .filters import FilterConfig, filter_reason
-from .gate import NoveltyGate, Verdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .gate import NoveltyGate, Verdict
 from .kinds import infer_kind
 from .parsing import parse_instances, parse_numbered_list, parse_yes_no
 from .records import now_iso, schema_errors

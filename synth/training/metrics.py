@@ -1,0 +1,56 @@
+"""Metrics as JSONL (one object per logged step or evaluation) and a PNG of the loss curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..jsonl import JsonlAppender, read_complete_lines
+
+METRICS = "metrics.jsonl"
+PLOT = "loss.png"
+
+
+def open_log(out: Path, keep_until_step: int | None) -> JsonlAppender:
+    """The metrics log; on resume the lines logged after the restored checkpoint are dropped (they are redone)."""
+    path = Path(out) / METRICS
+    if keep_until_step is not None and path.exists():
+        kept = [row for row in read_complete_lines(path) if row.get("step", 0) <= keep_until_step]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+        tmp.replace(path)
+    elif keep_until_step is None and path.exists():
+        path.unlink()
+    return JsonlAppender(path)
+
+
+def read(out: Path) -> list[dict[str, Any]]:
+    return list(read_complete_lines(Path(out) / METRICS))
+
+
+def plot(out: Path) -> Path | None:
+    """loss.png from metrics.jsonl: train loss per step, eval loss as points. None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = read(out)
+    train = [(r["step"], r["loss"]) for r in rows if r.get("kind") == "train"]
+    evals = [(r["step"], r["eval_loss"]) for r in rows if r.get("kind") == "eval"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train loss")
+    if evals:
+        ax.plot(*zip(*evals), "o--", label="eval loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss per trained token")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(out) / PLOT
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
