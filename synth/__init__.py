@@ -20,6 +20,7 @@ _LAZY = {
     "dedup": ".dedup", "DedupConfig": ".dedup", "DedupResult": ".dedup",
     "NoveltyGate": ".gate", "Verdict": ".gate", "Verifier": ".gate", "INDEX_KINDS": ".gate",
     "build_report": ".report", "ReportPaths": ".report",
+    "train": ".training", "TrainConfig": ".training", "TrainResult": ".training", "TrainingError": ".training",
 }
 
 
@@ -38,4 +39,5 @@ __all__ = [
     "LocalTeacherServer", "validate_record", "SynthError", "ConfigError", "InputFileError", "MissingKeyError",
     "TeacherError", "FatalTeacherError", "BudgetExceeded", "dedup", "DedupConfig", "DedupResult", "EmbeddingStore",
     "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier", "llm_verifier", "build_report", "ReportPaths",
+    "train", "TrainConfig", "TrainResult", "TrainingError",
 ]

@@ -39,6 +39,7 @@ def train_command(
     qlora: Optional[str] = typer.Option(None, help="auto (default: 4-bit base when bitsandbytes and a GPU exist), on, off."),
     precision: Optional[str] = typer.Option(None, help="auto (default: bf16 on a GPU that has it, else fp32), bf16, fp32."),
     grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing", help="Trade compute for memory (default off)."),
+    attn: Optional[str] = typer.Option(None, help="auto (default: flash_attention_2 when installed on a GPU, else packed: synth's mask-free packed attention), packed, sdpa, eager, flash_attention_2."),
     eval_fraction: Optional[float] = typer.Option(None, help="Share of examples held out for eval loss and samples (default 0.1)."),
     samples: Optional[int] = typer.Option(None, help="Held-out prompts answered by base and tuned student (default 3)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Optimizer steps between checkpoints (default 50)."),
@@ -64,9 +65,12 @@ def train_command(
         grad_accum=grad_accum, max_len=max_len, overlong=overlong, packing=packing, erase_prompt=erase_prompt,
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, qlora=qlora, precision=precision,
         target_modules=[m.strip() for m in target_modules.split(",")] if target_modules else None,
-        grad_checkpointing=grad_checkpointing, eval_fraction=eval_fraction, samples=samples,
+        grad_checkpointing=grad_checkpointing, attn=attn, eval_fraction=eval_fraction, samples=samples,
         checkpoint_every=checkpoint_every, seed=seed, merge=merge,
     )
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")   # raised inside peft, not ours
     hf_logging.set_verbosity_error()              # our log says what happens; no progress bars per weight file
     hf_logging.disable_progress_bar()
     err = Console(stderr=True)

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 DEFAULT_STUDENT = "default"
 CONFIG_FILE = "train_config.json"
 GENERIC_SYSTEM = "You are a helpful assistant."
+ATTENTION = ("auto", "packed", "sdpa", "eager", "flash_attention_2")
 
 
 @dataclass
@@ -51,7 +52,7 @@ class TrainConfig:
     # speed
     precision: str = "auto"                    # auto: bf16 on a GPU that has it, else fp32 | bf16 | fp32
     grad_checkpointing: bool = False
-    attn: str = "auto"                         # auto: flash_attention_2 if installed on GPU, else sdpa | sdpa | eager
+    attn: str = "auto"                         # auto: flash_attention_2 if installed on GPU, else packed | sdpa | eager
     liger: str = "auto"                        # auto: Liger kernels when liger-kernel is installed | off
     # evaluation and output
     samples: int = 3                           # held-out instructions answered by the base and the tuned student
@@ -78,7 +79,7 @@ class TrainConfig:
             (self.overlong in ("truncate", "drop"), "--overlong must be truncate or drop"),
             (0.0 <= self.eval_fraction < 1.0, "--eval-fraction must be in [0, 1)"),
             (self.precision in ("auto", "bf16", "fp32"), "--precision must be auto, bf16 or fp32"),
-            (self.attn in ("auto", "sdpa", "eager", "flash_attention_2"), "--attn must be auto, sdpa, eager or flash_attention_2"),
+            (self.attn in ATTENTION, f"--attn must be one of {', '.join(ATTENTION)}"),
             (self.liger in ("auto", "off"), "--liger must be auto or off"),
             (self.samples >= 0, "--samples cannot be negative"),
             (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),

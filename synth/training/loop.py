@@ -28,6 +28,7 @@ from .errors import DivergedError, TrainMemoryError
 from .evaluate import sample_rows, token_loss_sums
 from .masking import IGNORE, encode_dataset, stop_token_ids
 from .packing import collate, epoch_batches, real_tokens
+from .attention import NAME as PACKED
 from .student import add_lora, apply_liger, load_model, load_tokenizer, pick_runtime, resolve_student
 
 
@@ -139,7 +140,8 @@ class Trainer:
 
     def _restore(self) -> None:
         self.step, self.eval_before, self.tokens, self.train_seconds, self.last_loss = 0, None, 0, 0.0, None
-        found = checkpoint.latest(self.out) if self.resume else None
+        skipped = lambda folder: self.log(f"skipped {folder}: incomplete or damaged, using the one before")  # noqa: E731
+        found = checkpoint.latest_complete(self.out, skipped) if self.resume else None
         if found is not None:
             state = checkpoint.load(found, self.model, self.optimizer, self.scheduler, self.world.rank)
             if state["data_sha256"] != self.provenance["data"].get("sha256"):
@@ -188,7 +190,7 @@ class Trainer:
     def _optimizer_step(self, mine: list[list[list[int]]]) -> tuple[float, float, int]:
         """Forward and backward over this process's micro-batches, then one optimizer step."""
         batches = [collate(self.train_examples, rows, self.tokenizer.pad_token_id,
-                           flatten=self.runtime.attn.startswith("flash")) for rows in mine]
+                           flatten=self.runtime.attn.startswith("flash") or self.runtime.attn == PACKED) for rows in mine]
         local_items = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in batches)
         local_tokens = sum(real_tokens(self.train_examples, rows) for rows in mine)
         global_items, global_tokens = self.world.sum(local_items, local_tokens)

@@ -21,6 +21,7 @@ from typing import Any
 
 from .._version import __version__
 from . import metrics
+from .errors import StudentError
 from .evaluate import sample_rows
 
 
@@ -46,6 +47,9 @@ def merge(adapter: Path, student_folder: Path, target: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise StudentError(f"{adapter} holds no adapter_model.safetensors; synth loads adapters from safetensors "
+                           "only, never from a pickle")
     base = AutoModelForCausalLM.from_pretrained(str(student_folder), dtype=torch.float32)
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     tmp = target.with_name(f".{target.name}.tmp")

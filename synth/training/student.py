@@ -95,7 +95,11 @@ def pick_runtime(config: TrainConfig, local_rank: int = 0) -> Runtime:
         dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[config.precision]
     attn = config.attn
     if attn == "auto":
-        attn = "flash_attention_2" if cuda and _installed("flash_attn") else "sdpa"
+        attn = "flash_attention_2" if cuda and _installed("flash_attn") else "packed"
+    if attn == "packed":                       # our mask-free packed attention (attention.py)
+        from .attention import register
+
+        attn = register()
     qlora = config.qlora == "on" or (config.qlora == "auto" and cuda and _installed("bitsandbytes"))
     if qlora and not (cuda and _installed("bitsandbytes")):
         raise StudentError("--qlora on needs a CUDA GPU and the bitsandbytes package")

@@ -1,0 +1,63 @@
+"""`synth train` on the command line: flags become a TrainConfig; user errors are one line, no traceback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from train_fixtures.tiny import make_tiny_student, write_run
+
+# synth/cli.py registers train_command as "train"; until then this registers it the same way
+LAUNCH = ("import sys; from synth.cli import app, main; from synth.training.command import train_command\n"
+          "if not any(c.name == 'train' for c in app.registered_commands): app.command('train')(train_command)\n"
+          "main()")
+
+
+def synth_train(*args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", LAUNCH, "train", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    return make_tiny_student(tmp_path_factory.mktemp("student") / "tiny")
+
+
+def test_user_errors_are_one_line(tmp_path, student):
+    (tmp_path / "empty.jsonl").write_text("")
+    assert_one_line_error(synth_train(tmp_path / "empty.jsonl", "--student", student, "--out", tmp_path / "a"),
+                          "empty.jsonl", "empty")
+    (tmp_path / "bad.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    assert_one_line_error(synth_train(tmp_path / "bad.jsonl", "--student", student, "--out", tmp_path / "b"),
+                          "bad.jsonl:1", "assistant")
+    assert_one_line_error(synth_train("--out", tmp_path / "c"), "pass a dataset")
+    assert_one_line_error(synth_train("--resume", tmp_path / "nothing"), "nothing to resume")
+
+
+def test_flags_reach_the_config_and_a_run_finishes(tmp_path, student):
+    run = write_run(tmp_path / "run", 8)
+    result = synth_train(run, "--student", student, "--out", tmp_path / "out", "--max-steps", "2", "--lora-r", "4",
+                         "--max-len", "96", "--samples", "1", "--no-packing", "--erase-prompt")
+    assert result.returncode == 0, result.stderr
+    assert "trained 2 steps" in result.stdout and "Loading weights" not in result.stderr
+    saved = json.loads((tmp_path / "out" / "train_config.json").read_text())
+    assert (saved["lora_r"], saved["max_len"], saved["packing"], saved["erase_prompt"]) == (4, 96, False, True)
+    adapter = json.loads((tmp_path / "out" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["lora_alpha"] == 32
+    sample = json.loads((tmp_path / "out" / "samples.jsonl").read_text().splitlines()[0])
+    assert sample["messages"][0]["content"] == "You are a helpful assistant."      # prompt erasing
+    resumed = synth_train("--resume", tmp_path / "out", "--max-steps", "3")
+    assert resumed.returncode == 0 and "trained 3 steps" in resumed.stdout, resumed.stderr
