@@ -4,7 +4,7 @@ from ._version import __version__
 from .config import GenerateConfig
 from .embeddings import Embedder, EmbeddingStore
 from .errors import (BudgetExceeded, ConfigError, FatalTeacherError, InputFileError, MissingKeyError, SynthError,
-                     TeacherError)
+                     TeacherError, TeacherOutageError)
 from .export import FORMATS, export, load_records
 from .verifier import EmbeddingVerifier, LLMVerifier, llm_verifier
 from .generate import generate
@@ -37,7 +37,7 @@ __all__ = [
     "__version__", "GenerateConfig", "generate", "RunResult", "export", "load_records", "FORMATS", "load_seeds",
     "Task", "LiteLLMTeacher", "TeacherOptions", "Completion", "NoveltyGate", "Verdict", "Embedder",
     "LocalTeacherServer", "validate_record", "SynthError", "ConfigError", "InputFileError", "MissingKeyError",
-    "TeacherError", "FatalTeacherError", "BudgetExceeded", "dedup", "DedupConfig", "DedupResult", "EmbeddingStore",
+    "TeacherError", "FatalTeacherError", "TeacherOutageError", "BudgetExceeded", "dedup", "DedupConfig", "DedupResult", "EmbeddingStore",
     "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier", "llm_verifier", "build_report", "ReportPaths",
     "train", "TrainConfig", "TrainResult", "TrainingError",
 ]

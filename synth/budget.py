@@ -10,8 +10,44 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BudgetExceeded
+from .errors import BudgetExceeded, ConfigError
 from .jsonl import JsonlAppender, read_complete_lines
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What a model's tokens cost: given prices (USD per million tokens) win over litellm's packaged map."""
+
+    model: str
+    input_per_m: float | None = None
+    output_per_m: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.input_per_m is not None or self.output_per_m is not None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD for these tokens, or None when neither the flags nor litellm know a price."""
+        if self.given:
+            return (prompt_tokens * (self.input_per_m or 0.0) + completion_tokens * (self.output_per_m or 0.0)) / 1e6
+        import litellm
+
+        try:
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=self.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        except Exception:  # litellm has no price for self-hosted or unknown models
+            return None
+        return float(prompt_cost + completion_cost)
+
+    @property
+    def known(self) -> bool:
+        return self.given or bool(self.cost(1_000_000, 1_000_000))
+
+    def require(self) -> None:
+        """--max-cost cannot cap what it cannot price: a one-line error instead of a cap that does nothing."""
+        if not self.known:
+            raise ConfigError(f"--max-cost needs a price for {self.model!r} and litellm has none: give "
+                              "--input-cost and --output-cost (USD per million tokens)")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -36,6 +37,9 @@ def generate(
     rpm: Optional[int] = typer.Option(None, help="Requests-per-minute limit."),
     tpm: Optional[int] = typer.Option(None, help="Tokens-per-minute limit."),
     max_cost: Optional[float] = typer.Option(None, help="Hard cap on spending in USD; the run stops cleanly before it."),
+    input_cost: Optional[float] = typer.Option(None, help="Price of prompt tokens in USD per million, for teachers litellm has no price for (with --output-cost)."),
+    output_cost: Optional[float] = typer.Option(None, help="Price of completion tokens in USD per million (with --input-cost)."),
+    max_outage: Optional[float] = typer.Option(None, help="Seconds the teacher may fail every attempt before the run stops, to be resumed (default 600)."),
     max_tokens: Optional[int] = typer.Option(None, help="Completion tokens per teacher call (default 1024)."),
     temperature: Optional[float] = typer.Option(None, help="Sampling temperature (default 0.7)."),
     timeout: Optional[float] = typer.Option(None, help="Hard deadline per request attempt in seconds (default 120)."),
@@ -58,6 +62,7 @@ def generate(
         out=str(out_dir) if out_dir else None, teacher=teacher, api_base=api_base, seeds=str(seeds) if seeds else None,
         queries=str(queries) if queries else None,
         num=num, concurrency=concurrency, rpm=rpm, tpm=tpm, max_cost=max_cost, max_tokens=max_tokens,
+        input_cost=input_cost, output_cost=output_cost, max_outage=max_outage,
         temperature=temperature, timeout=timeout, max_retries=max_retries, novelty_threshold=novelty_threshold,
         verifier=verifier, recall_threshold=recall_threshold, novelty_index=novelty_index,
         embedder=embedder, instances_per_task=instances_per_task, seed=seed, cache=str(cache) if cache else None,
@@ -111,9 +116,11 @@ def prompts_show(name: str) -> None:
 def _register_commands() -> None:
     from .dedup import dedup_command
     from .report.command import report_command
+    from .training.command import train_command
 
     app.command("dedup")(dedup_command)
     app.command("report")(report_command)
+    app.command("train")(train_command)
 
 
 _register_commands()
@@ -151,26 +158,58 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _click_errors() -> tuple[tuple, tuple, tuple, tuple]:
+    """click's error classes and typer's copies of them (typer vendors its own click):
+    (help asked for by giving no arguments, usage errors, other click errors, aborts)."""
+    import click
+
+    modules = [click.exceptions]
+    with contextlib.suppress(ImportError):
+        from typer._click import exceptions as vendored
+
+        modules.append(vendored)
+    return tuple(tuple(getattr(m, name) for m in modules if hasattr(m, name))
+                 for name in ("NoArgsIsHelpError", "UsageError", "ClickException", "Abort"))
+
+
+def _usage_error_line(exc) -> str:
+    """One line: click's message and where to look, never the Usage block."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "synth"
+    return f"error: {message} (see {command} --help)"
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     import warnings
 
-    import click
-
+    no_args, usage_errors, click_errors, aborts = _click_errors()
     # Cancelling a call that never started (on a stop or a fatal error) is expected, not worth a warning.
     warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="synth")
         sys.exit(code if isinstance(code, int) else 0)
-    except click.ClickException as exc:
+    except no_args as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except SynthError as exc:
-        err.print(f"error: {redact(str(exc))}", markup=False, highlight=False, soft_wrap=True)
+    except usage_errors as exc:
+        _say(_usage_error_line(exc))
+        sys.exit(2)
+    except click_errors as exc:
+        _say(f"error: {' '.join(exc.format_message().split())}")
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except SynthError as exc:
+        _say(f"error: {redact(str(exc))}")
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, *aborts):
         err.print("interrupted: everything finished so far is saved; continue with synth generate --resume RUN", soft_wrap=True)
         sys.exit(130)
     except OSError as exc:
-        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False, highlight=False, soft_wrap=True)
+        _say(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         sys.exit(1)

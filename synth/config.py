@@ -52,6 +52,9 @@ class GenerateConfig:
     max_retries: int = 5
     timeout: float = 120.0
     max_cost: float | None = None
+    input_cost: float | None = None            # USD per million prompt tokens; None: litellm's price map
+    output_cost: float | None = None           # USD per million completion tokens
+    max_outage: float = 600.0                  # seconds every attempt may fail before the run stops (resumable)
     cache: str | None = None                   # None: <out>/cache.sqlite
     max_idle_rounds: int = 30                  # bootstrap prompts in a row that add no task before giving up
 
@@ -67,6 +70,9 @@ class GenerateConfig:
             (self.timeout > 0, "--timeout must be positive"),
             (self.max_retries >= 0, "--max-retries cannot be negative"),
             (self.max_cost is None or self.max_cost >= 0, "--max-cost cannot be negative"),
+            ((self.input_cost is None) == (self.output_cost is None), "--input-cost and --output-cost go together"),
+            (min(self.input_cost or 0, self.output_cost or 0) >= 0, "--input-cost and --output-cost cannot be negative"),
+            (self.max_outage > 0, "--max-outage must be positive"),
             (self.rpm is None or self.rpm >= 1, "--rpm must be at least 1"),
             (self.tpm is None or self.tpm >= 1, "--tpm must be at least 1"),
             (0 < self.min_words <= self.max_words, "--min-words must be positive and at most --max-words"),

@@ -13,6 +13,7 @@
     ├── StopRequested          Ctrl-C or SIGTERM: no new request is sent, those in flight finish
     └── TeacherError           a teacher call failed for good
         ├── FatalTeacherError  no retry can help: bad key, exhausted quota; stops the run
+        │   └── TeacherOutageError  every attempt failed for longer than --max-outage; stops the run
         └── TransientTeacherError  retried and still failing (timeouts, 429, 5xx)
 """
 
@@ -82,6 +83,10 @@ class TeacherError(SynthError):
 
 class FatalTeacherError(TeacherError):
     exit_code = 4
+
+
+class TeacherOutageError(FatalTeacherError):
+    pass
 
 
 class TransientTeacherError(TeacherError):

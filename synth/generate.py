@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from .budget import Budget
+from .budget import Budget, Prices
 from .cache import RequestCache
 from .config import LOCAL_TEACHER, GenerateConfig
 from .embeddings import shared_embedder
@@ -45,14 +45,15 @@ def generate(config: GenerateConfig | None = None, *, resume: str | Path | None 
         seeds, queries = load_seeds(config.seeds), None
     local = config.teacher == LOCAL_TEACHER
     api_key = None if local else check_api_key(config.teacher, config.api_base)
+    if config.max_cost is not None and not local:      # the embedded teacher costs nothing
+        Prices(config.teacher, config.input_cost, config.output_cost).require()
     run = RunFolder.existing(config.out) if resume is not None else RunFolder.create(config.out, overwrite=overwrite)
     run.save_config(config)
     state = run.load_state()
     with contextlib.ExitStack() as stack:
         options = _teacher_options(config)
         if local:
-            server = stack.enter_context(LocalTeacherServer())
-            options.model, options.api_base, options.concurrency = server.model, server.api_base, 1
+            use_local_server(options, stack.enter_context(LocalTeacherServer()))
             api_key = "sk-local"
         cache = RequestCache(Path(config.cache) if config.cache else run.file(CACHE))
         stack.callback(cache.close)
@@ -104,5 +105,14 @@ def _teacher_options(config: GenerateConfig) -> TeacherOptions:
     return TeacherOptions(
         model=config.teacher, api_base=config.api_base, temperature=config.temperature, top_p=config.top_p,
         max_tokens=config.max_tokens, concurrency=config.concurrency, rpm=config.rpm, tpm=config.tpm,
-        max_retries=config.max_retries, timeout=config.timeout,
+        max_retries=config.max_retries, timeout=config.timeout, max_outage=config.max_outage,
+        input_cost=config.input_cost, output_cost=config.output_cost,
     )
+
+
+def use_local_server(options: TeacherOptions, server: LocalTeacherServer) -> TeacherOptions:
+    """Point the options at the embedded teacher. Its port is new every session, so the cache key carries
+    a fixed label instead: a resumed local run finds its earlier replies in the cache."""
+    options.model, options.api_base, options.concurrency = server.model, server.api_base, 1
+    options.cache_label = LOCAL_TEACHER
+    return options

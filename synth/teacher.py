@@ -13,14 +13,13 @@ import json
 import os
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from .budget import Budget
-from .breaker import OutageBreaker
+from .budget import Budget, Prices
+from .breaker import DEFAULT_MAX_OUTAGE, OutageBreaker
 from .cache import RequestCache, request_key
 from .errors import MissingKeyError, StopRequested, TeacherError, TransientTeacherError
 from .retry import classify, retry_after_seconds
@@ -74,6 +73,10 @@ class TeacherOptions:
     timeout: float = 120.0            # hard deadline for one attempt, in seconds
     backoff_base: float = 1.0
     backoff_max: float = 60.0
+    max_outage: float = DEFAULT_MAX_OUTAGE   # seconds the outage breaker may stay open before the run stops
+    input_cost: float | None = None       # USD per million prompt tokens; None: litellm's price map
+    output_cost: float | None = None      # USD per million completion tokens
+    cache_label: str | None = None        # stands for api_base in the cache key (the local teacher's port changes)
     extra: dict[str, Any] = field(default_factory=dict)   # further litellm parameters, part of the cache key
 
 
@@ -123,13 +126,14 @@ class LiteLLMTeacher:
         self._clients: list = []
         self._next_client = 0
         self._client_loop = None
-        self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)))
+        self.prices = Prices(options.model, options.input_cost, options.output_cost)
+        self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)), max_outage=options.max_outage)
         self._slots = asyncio.Semaphore(options.concurrency)
         self._rpm = AsyncLimiter(options.rpm, 60) if options.rpm else None
         self._tpm = AsyncLimiter(options.tpm, 60) if options.tpm else None
 
     def request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        """The full request; its hash is the cache key. Holds no secret."""
+        """The full request, as sent. Holds no secret."""
         o = self.options
         req = {"model": o.model, "messages": messages, "temperature": o.temperature, "top_p": o.top_p,
                "max_tokens": o.max_tokens, **o.extra}
@@ -137,9 +141,15 @@ class LiteLLMTeacher:
             req["api_base"] = o.api_base
         return req
 
+    def cache_key(self, request: dict[str, Any]) -> str:
+        """The hash of the whole request, with the cache label (if any) in place of the api base."""
+        if self.options.cache_label:
+            request = {**request, "api_base": self.options.cache_label}
+        return request_key(request)
+
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         request = self.request(messages)
-        key = request_key(request)
+        key = self.cache_key(request)
         self.usage.calls += 1
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cached_calls += 1
@@ -147,12 +157,12 @@ class LiteLLMTeacher:
         if self.stopping:
             raise StopRequested("stopping: no new teacher calls")
         ticket = self.budget.reserve(self._estimate_cost(messages))
-        actual = 0.0
+        billed: list[float] = []     # every reply the server charged for, usable or not: a cut reply is paid too
         try:
-            completion = await self._send_with_retries(request, messages)
-            actual = completion.cost
+            completion = await self._send_with_retries(request, messages, key, billed)
         finally:
-            self.budget.settle(ticket, actual)
+            self.budget.settle(ticket, sum(billed))
+            self.usage.cost += sum(billed)
         if self.cache is not None:
             self.cache.put(key, {k: v for k, v in completion.__dict__.items() if k not in ("cached", "attempts")})
         return self._finish(completion)
@@ -161,7 +171,6 @@ class LiteLLMTeacher:
         if count:
             self.usage.prompt_tokens += completion.prompt_tokens
             self.usage.completion_tokens += completion.completion_tokens
-            self.usage.cost += completion.cost
         if completion.finish_reason in ("length", "content_filter"):
             raise TeacherError(f"finish_{completion.finish_reason}", f"teacher stopped with finish_reason={completion.finish_reason}")
         if completion.finish_reason is None:
@@ -170,10 +179,12 @@ class LiteLLMTeacher:
             raise TeacherError("empty_response", "teacher reply was empty")
         return completion
 
-    async def _send_with_retries(self, request: dict[str, Any], messages: list[dict[str, str]]) -> Completion:
+    async def _send_with_retries(self, request: dict[str, Any], messages: list[dict[str, str]], key: str,
+                                 billed: list[float]) -> Completion:
         o = self.options
         attempts = 0
-        counted = 0     # attempts that count against max_retries: a failed outage probe does not
+        counted = 0     # attempts that count against max_retries: a failed outage probe does not...
+        free = 0        # ...up to max_retries of them, so requests that always fail end even when nothing else is left
         retrying = AsyncRetrying(
             stop=lambda state: counted > o.max_retries,
             wait=self._wait,
@@ -185,20 +196,25 @@ class LiteLLMTeacher:
                 with attempt:
                     if self.stopping and attempts:
                         raise StopRequested("stopping: no retry")
-                    probe = await self.breaker.before_attempt()
-                    attempts += 1
-                    counted += 1
-                    self.usage.attempts += 1
-                    try:
-                        completion = await self._send_once(request, messages)
-                    except TransientTeacherError:
-                        self.breaker.record_failure(probe)
-                        counted -= probe
-                        raise
-                    except TeacherError:
-                        self.breaker.record_success(probe)   # the server answered; it is not down
-                        raise
-                    self.breaker.record_success(probe)
+                    # The slot is taken before the breaker is asked, so requests queued for a slot cannot all
+                    # go out at once when an outage starts: a request paused by the breaker keeps its slot.
+                    async with self._slots:
+                        probe = await self.breaker.before_attempt()
+                        attempts += 1
+                        counted += 1
+                        self.usage.attempts += 1
+                        try:
+                            completion = await self._send_once(request, messages, billed)
+                        except TransientTeacherError as exc:
+                            self.breaker.record_failure(probe, key, exc.reason)
+                            if probe and free < o.max_retries:
+                                free += 1
+                                counted -= 1
+                            raise
+                        except TeacherError:
+                            self.breaker.record_success(probe)   # the server answered; it is not down
+                            raise
+                        self.breaker.record_success(probe)
                     completion.attempts = attempts
                     return completion
         except TeacherError:
@@ -206,30 +222,31 @@ class LiteLLMTeacher:
             raise
         raise AssertionError("unreachable")
 
-    async def _send_once(self, request: dict[str, Any], messages: list[dict[str, str]]) -> Completion:
+    async def _send_once(self, request: dict[str, Any], messages: list[dict[str, str]], billed: list[float]) -> Completion:
         o = self.options
-        async with self._slots:
-            if self._rpm:
-                await self._rpm.acquire()
-            if self._tpm:
-                await self._tpm.acquire(min(o.tpm, self._estimate_tokens(messages) + o.max_tokens))
-            bodies: list[bytes] = []
-            _RAW_BODIES.set(bodies)
-            extra = {"client": self._openai_client()} if self._openai_compatible else {}
-            try:
-                response = await asyncio.wait_for(
-                    self._litellm.acompletion(
-                        **request, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0, **extra,
-                    ),
-                    timeout=o.timeout,
-                )
-            except Exception as exc:  # every failure is sorted by classify(), nothing escapes unclassified
-                error = classify(exc)
-                error.retry_after = retry_after_seconds(exc)  # type: ignore[attr-defined]
-                raise error from None
-        if bodies:
-            _check_raw_finish_reason(bodies[-1])
-        return self._parse(response)
+        if self._rpm:
+            await self._rpm.acquire()
+        if self._tpm:
+            await self._tpm.acquire(min(o.tpm, self._estimate_tokens(messages) + o.max_tokens))
+        bodies: list[bytes] = []
+        _RAW_BODIES.set(bodies)
+        extra = {"client": self._openai_client()} if self._openai_compatible else {}
+        try:
+            response = await asyncio.wait_for(
+                self._litellm.acompletion(
+                    **request, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0, **extra,
+                ),
+                timeout=o.timeout,
+            )
+        except Exception as exc:  # every failure is sorted by classify(), nothing escapes unclassified
+            error = classify(exc)
+            error.retry_after = retry_after_seconds(exc)  # type: ignore[attr-defined]
+            raise error from None
+        completion = self._parse(response)
+        billed.append(completion.cost)
+        if bodies and _cut_short(bodies[-1]):
+            raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
+        return completion
 
     def _provider(self) -> str | None:
         try:
@@ -274,10 +291,13 @@ class LiteLLMTeacher:
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        try:
-            cost = float(self._litellm.completion_cost(completion_response=response, model=self.model) or 0.0)
-        except Exception:  # litellm has no price for self-hosted or unknown models
-            cost = 0.0
+        if self.prices.given:
+            cost = self.prices.cost(prompt_tokens, completion_tokens) or 0.0
+        else:
+            try:
+                cost = float(self._litellm.completion_cost(completion_response=response, model=self.model) or 0.0)
+            except Exception:  # litellm has no price for self-hosted or unknown models
+                cost = 0.0
         return Completion(text, finish, prompt_tokens, completion_tokens, cost)
 
     def _wait(self, state: RetryCallState) -> float:
@@ -294,14 +314,10 @@ class LiteLLMTeacher:
         return sum(len(m.get("content") or "") for m in messages) // 3 + 8
 
     def _estimate_cost(self, messages: list[dict[str, str]]) -> float:
+        """The worst case of one request: the prompt estimate and every completion token it may use."""
         if self.budget.cap is None:
             return 0.0
-        try:
-            prompt_cost, completion_cost = self._litellm.cost_per_token(
-                model=self.model, prompt_tokens=self._estimate_tokens(messages), completion_tokens=self.options.max_tokens)
-            return float(prompt_cost + completion_cost)
-        except Exception:  # unknown price: nothing to reserve
-            return 0.0
+        return self.prices.cost(self._estimate_tokens(messages), self.options.max_tokens) or 0.0
 
 
 async def _keep_body(response) -> None:
@@ -311,11 +327,10 @@ async def _keep_body(response) -> None:
         bodies.append(response.content)
 
 
-def _check_raw_finish_reason(body: bytes) -> None:
+def _cut_short(body: bytes) -> bool:
     """A reply whose first choice carries no finish_reason was cut short, whatever litellm reports."""
     try:
         choice = json.loads(body)["choices"][0]
     except (ValueError, KeyError, IndexError, TypeError):
-        return  # not JSON, or an error body: litellm has already judged it
-    if isinstance(choice, dict) and choice.get("finish_reason") is None:
-        raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
+        return False  # not JSON, or an error body: litellm has already judged it
+    return isinstance(choice, dict) and choice.get("finish_reason") is None

@@ -95,3 +95,40 @@ def test_hf_export_loads_with_datasets(teacher_server, tmp_path):
 def test_unknown_export_format(tmp_path, teacher_server):
     synth.generate(out=str(tmp_path / "run"), teacher="openai/fake-teacher", api_base=teacher_server.url, num=1)
     assert_one_line_error(synth_cli("export", str(tmp_path / "run"), "--format", "csv", "--out", "x"), "unknown export format")
+
+
+@pytest.mark.parametrize("args, fragment, hint", [
+    (["generate", "--num", "abc"], "invalid value for '--num'", "see synth generate --help"),
+    (["generate", "--no-such-flag"], "no such option: --no-such-flag", "see synth generate --help"),
+    (["export"], "missing argument", "see synth export --help"),
+    (["frobnicate"], "no such command 'frobnicate'", "see synth --help"),
+])
+def test_usage_errors_are_one_line_with_a_hint(args, fragment, hint):
+    result = synth_cli(*args)
+    assert result.returncode == 2
+    assert_one_line_error(result, "error: ", fragment, hint)
+    assert "Usage" not in result.stderr + result.stdout
+
+
+def test_max_cost_without_a_price_is_a_user_error(tmp_path):
+    result = synth_cli("generate", "--teacher", "openai/my-model", "--api-base", "http://127.0.0.1:9/v1",
+                       "--max-cost", "1", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert_one_line_error(result, "--max-cost", "'openai/my-model'", "--input-cost and --output-cost")
+    assert not (tmp_path / "run").exists()
+    half = synth_cli("generate", "--teacher", "openai/my-model", "--api-base", "http://127.0.0.1:9/v1",
+                     "--max-cost", "1", "--input-cost", "1", "--out", str(tmp_path / "run"))
+    assert half.returncode == 2
+    assert_one_line_error(half, "--input-cost and --output-cost go together")
+
+
+def test_given_prices_are_spent_against_the_cap(teacher_server, tmp_path):
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps({"instruction": f"Explain fact number {i} about tides."}) + "\n" for i in range(40)))
+    result = synth_cli("generate", "--teacher", "openai/fake-teacher", "--api-base", teacher_server.url,
+                       "--queries", str(queries), "--out", str(tmp_path / "run"), "--concurrency", "2",
+                       "--max-cost", "0.05", "--input-cost", "100", "--output-cost", "400", "--max-tokens", "64")
+    assert result.returncode == 3, result.stderr                       # stopped at the cap
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert 0 < manifest["usage"]["cost_usd"] <= 0.05
+    assert 0 < manifest["counts"]["records"] < 40

@@ -260,3 +260,37 @@ def test_script_exception_becomes_500():
         status, _, raw = post(srv, BODY)
     assert status == 500 and "oops" in json.loads(raw)["error"]["message"]
     assert srv.attempts[0].outcome == "script_error"
+
+
+def test_tpm_limit_counts_prompt_and_max_tokens():
+    small = dict(BODY, max_tokens=40)                      # (8 + 11) // 4 + 1 + 40 = 45 tokens
+    with FakeTeacherServer(echo_script, tpm=100) as srv:
+        assert post(srv, small)[0] == 200
+        assert post(srv, dict(small, messages=[{"role": "user", "content": "another"}]))[0] == 200
+        status, headers, raw = post(srv, small)
+        assert status == 429
+        assert 1 <= int(headers["Retry-After"]) <= 60 and headers["x-ratelimit-limit-tokens"] == "100"
+        assert json.loads(raw)["error"]["type"] == "tokens"
+        assert post(srv, dict(BODY, max_tokens=1))[0] == 200      # a small one still fits: 45 + 42 + 6 <= 100
+        assert [a.outcome for a in srv.attempts] == ["reply", "reply", "tpm_limited", "reply"]
+
+
+def test_rpm_and_tpm_together_count_a_refused_request_in_neither():
+    with FakeTeacherServer(echo_script, rpm=2, tpm=60) as srv:
+        assert post(srv, dict(BODY, max_tokens=80))[0] == 429          # too many tokens: not counted as a request
+        assert post(srv, BODY)[0] == 200 and post(srv, BODY)[0] == 200
+        assert post(srv, BODY)[0] == 429                               # now the request window is full
+        assert [a.outcome for a in srv.attempts] == ["tpm_limited", "reply", "reply", "rpm_limited"]
+
+
+def test_attempt_log_carries_finish_reason_and_usage():
+    replies = [Reply("cut", finish_reason="length", completion_tokens=9), Reply("", finish_reason="content_filter"),
+               Reply("done", completion_tokens=3)]
+    with FakeTeacherServer(scripted([Fault(kind="status", status=503), *replies])) as srv:
+        for _ in range(4):
+            post(srv, BODY)
+    logged = srv.attempts
+    assert [(a.outcome, a.finish_reason) for a in logged] == [
+        ("status", None), ("reply", "length"), ("reply", "content_filter"), ("reply", "stop")]
+    assert [a.faulted for a in logged] == [True, True, True, False]
+    assert logged[0].usage is None and logged[1].usage["completion_tokens"] == 9 and logged[3].usage["total_tokens"] > 3

@@ -129,3 +129,26 @@ def test_resume_does_not_re_embed_the_pool(teacher_server, tmp_path, monkeypatch
     monkeypatch.setattr(Embedder, "encode", lambda self, texts: encoded.append(len(texts)) or original(self, texts))
     synth.generate(resume=out)                    # finished: nothing to add, nothing to embed
     assert sum(encoded) == 0
+
+
+def test_a_reply_cut_short_is_retried_and_never_saved(tmp_path):
+    from synth.testing import FakeTeacherServer, Reply
+
+    cut = "Step 1: this reply stops in the mid"
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps({"instruction": f"Explain fact number {i} about tides."}) + "\n" for i in range(6)))
+
+    def script(body, attempt):
+        return Reply(cut, finish_reason=None) if attempt == 1 else Reply(f"The whole answer, take {attempt}.")
+
+    with FakeTeacherServer(script) as server:
+        result = synth.generate(queries=str(queries), out=str(tmp_path / "run"), teacher="openai/fake-teacher",
+                                api_base=server.url, max_retries=1)
+        per_request = Counter(a.key for a in server.attempts)
+    assert result.records == 6 and set(per_request.values()) == {2}
+    records = synth.load_records(tmp_path / "run")
+    assert {r["response"] for r in records} == {"The whole answer, take 2."}
+    assert all(r["provenance"]["finish_reason"] == "stop" for r in records)
+    for path in (tmp_path / "run").rglob("*"):
+        if path.is_file():
+            assert cut.encode() not in path.read_bytes(), path

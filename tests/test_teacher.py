@@ -2,12 +2,15 @@
 
 import asyncio
 import time
+from collections import Counter
 
 import pytest
 
-from synth.budget import Budget
+from synth.breaker import OutageBreaker
+from synth.budget import Budget, Prices
 from synth.cache import RequestCache
-from synth.errors import BudgetExceeded, FatalTeacherError, MissingKeyError, TeacherError, TransientTeacherError
+from synth.errors import (BudgetExceeded, ConfigError, FatalTeacherError, MissingKeyError, TeacherError,
+                          TeacherOutageError, TransientTeacherError)
 from synth.teacher import LiteLLMTeacher, TeacherOptions, check_api_key
 from synth.testing import FakeTeacherServer, Fault, Reply, http_date, scripted
 
@@ -136,3 +139,124 @@ def test_missing_key_names_the_variable(monkeypatch):
     with pytest.raises(MissingKeyError, match="ANTHROPIC_API_KEY"):
         check_api_key("anthropic/claude-sonnet-4-5", None)
     assert check_api_key("openai/my-model", "http://127.0.0.1:9/v1") is not None   # self-hosted: placeholder key
+
+
+def gather_all(teacher, prompts, limit=30.0):
+    """Ask every prompt at once; each result is a Completion or the exception it raised."""
+    async def run():
+        calls = [teacher.complete([{"role": "user", "content": p}]) for p in prompts]
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), limit)
+    return asyncio.run(run())
+
+
+def test_one_always_failing_request_among_healthy_ones_stops_at_1_plus_max_retries():
+    """Default max_retries (5) and concurrency (16), so the default outage breaker (threshold 4) is in play.
+    Backoff is shortened only to keep the test quick. The healthy requests succeed around the bad one's first
+    attempt and are done before its second, so its last five failures come in a row with nothing else in
+    flight: more than the breaker's threshold, and still not an outage."""
+    def script(body, attempt):
+        if body["messages"][-1]["content"] == "poison":
+            return Fault("status", status=500)
+        return Reply("fine", delay=0.02)
+
+    with FakeTeacherServer(script) as server:
+        options = TeacherOptions(model="openai/fake-teacher", api_base=server.url, backoff_base=0.6, backoff_max=0.6)
+        assert (options.max_retries, options.concurrency) == (5, 16)
+        results = gather_all(LiteLLMTeacher(options, api_key="sk-test"), ["poison"] + [f"healthy {i}" for i in range(32)])
+        poison = [a for a in server.attempts if a.body["messages"][-1]["content"] == "poison"]
+    assert isinstance(results[0], TransientTeacherError)
+    assert all(r.text == "fine" for r in results[1:])
+    assert len(poison) == 1 + 5
+
+
+def test_a_total_outage_pauses_then_stops_after_max_outage():
+    with FakeTeacherServer(scripted([Fault("status", status=503)])) as server:
+        teacher = make_teacher(server, options={"max_retries": 5, "max_outage": 1.5})
+        start = time.monotonic()
+        results = gather_all(teacher, [f"question {i}" for i in range(8)], limit=20.0)
+        elapsed = time.monotonic() - start
+    assert all(isinstance(r, TeacherOutageError) for r in results), results
+    message = str(results[0])
+    assert "\n" not in message and "--max-outage" in message and "http_503" in message
+    assert 1.5 <= elapsed < 4.0
+    assert len(server.attempts) <= 8 * 2 + 3            # the first wave, its retries before the breaker opened, probes
+
+
+def test_failed_probes_are_free_only_up_to_max_retries():
+    """Two requests that always fail, with nothing else left, look like an outage; they still end."""
+    with FakeTeacherServer(scripted([Fault("status", status=500)])) as server:
+        teacher = make_teacher(server, options={"max_retries": 2})
+        teacher.breaker = OutageBreaker(threshold=4, first_pause=0.05, max_pause=0.1)
+        results = gather_all(teacher, ["bad one", "bad two"])
+        per_request = Counter(a.key for a in server.attempts)
+    assert all(isinstance(r, TransientTeacherError) and not isinstance(r, TeacherOutageError) for r in results)
+    assert teacher.breaker.outages >= 1
+    assert sorted(per_request.values()) == [1 + 2 * 2] * 2
+
+
+def test_reply_with_no_finish_reason_is_retried_and_never_saved(tmp_path):
+    cut = "This reply was cut off mid-sent"
+    with FakeTeacherServer(scripted([Reply(cut, finish_reason=None), Reply("The whole answer.")])) as server:
+        cache = RequestCache(tmp_path / "cache.sqlite")
+        completion = ask(make_teacher(server, cache=cache))
+        cache.close()
+        assert [a.finish_reason for a in server.attempts] == [None, "stop"]
+    assert completion.text == "The whole answer." and completion.attempts == 2
+    assert completion.finish_reason == "stop"
+    for path in tmp_path.iterdir():                    # the cache, its journal and WAL
+        assert cut.encode() not in path.read_bytes()
+
+
+def test_given_prices_feed_cost_and_reservation():
+    with FakeTeacherServer(scripted([Reply("ok", prompt_tokens=1000, completion_tokens=500)])) as server:
+        teacher = make_teacher(server, budget=Budget(cap=1.0),
+                               options={"input_cost": 2.0, "output_cost": 8.0, "max_tokens": 500})
+        completion = ask(teacher)
+        assert completion.cost == pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)
+        assert teacher.budget.spent == pytest.approx(completion.cost)
+        capped = make_teacher(server, budget=Budget(cap=0.001), options={"input_cost": 2.0, "output_cost": 8.0})
+        with pytest.raises(BudgetExceeded):                 # 1024 completion tokens at $8/M is more than $0.001
+            ask(capped)
+        assert len(server.attempts) == 1
+
+
+def test_prices_are_required_for_a_cap_only_where_litellm_has_none():
+    assert Prices("openai/gpt-4o").known
+    assert not Prices("openai/my-self-hosted-model").known
+    with pytest.raises(ConfigError, match="--input-cost and --output-cost"):
+        Prices("openai/my-self-hosted-model").require()
+    Prices("openai/my-self-hosted-model", 0.0, 0.0).require()       # free, and said so
+
+
+def test_cache_label_stands_for_the_api_base_in_the_key():
+    def teacher(api_base, label=None):
+        return LiteLLMTeacher(TeacherOptions(model="openai/smollm2", api_base=api_base, cache_label=label), api_key="x")
+
+    first, second = teacher("http://127.0.0.1:41001/v1", "local"), teacher("http://127.0.0.1:52002/v1", "local")
+    assert first.cache_key(first.request(MESSAGES)) == second.cache_key(second.request(MESSAGES))
+    assert second.request(MESSAGES)["api_base"] == "http://127.0.0.1:52002/v1"     # still sent to the real port
+    unlabelled = teacher("http://127.0.0.1:41001/v1"), teacher("http://127.0.0.1:52002/v1")
+    assert len({t.cache_key(t.request(MESSAGES)) for t in unlabelled}) == 2
+
+
+def test_a_local_run_labels_its_cache_key():
+    from synth.config import GenerateConfig
+    from synth.generate import _teacher_options, use_local_server
+
+    class Server:
+        model, api_base = "openai/smollm2-135m-instruct", "http://127.0.0.1:40404/v1"
+
+    options = use_local_server(_teacher_options(GenerateConfig(concurrency=8)), Server())
+    assert (options.model, options.api_base, options.concurrency, options.cache_label) == (
+        Server.model, Server.api_base, 1, "local")
+
+
+def test_a_cut_reply_is_paid_for_and_counted_against_the_cap():
+    one = (1000 * 2.0 + 500 * 8.0) / 1e6
+    replies = [Reply("cut sho", finish_reason=None, prompt_tokens=1000, completion_tokens=500),
+               Reply("whole", prompt_tokens=1000, completion_tokens=500)]
+    with FakeTeacherServer(scripted(replies)) as server:
+        teacher = make_teacher(server, budget=Budget(cap=1.0), options={"input_cost": 2.0, "output_cost": 8.0})
+        completion = ask(teacher)
+    assert completion.cost == pytest.approx(one)                       # the record's own reply
+    assert teacher.budget.spent == pytest.approx(2 * one) == teacher.usage.cost   # what the server billed

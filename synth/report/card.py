@@ -42,7 +42,7 @@ def dataset_card(numbers: dict[str, Any], name: str) -> str:
     sections = [
         header,
         f"# {name}",
-        "Instruction-tuning data made by [synth](https://pypi.org/project/synth/): new tasks bootstrapped from seed tasks "
+        "Instruction-tuning data made by synth: new tasks bootstrapped from seed tasks "
         "the Self-Instruct way, filtered, gated for novelty, and answered by a teacher model under Orca-style system "
         "messages that ask for explanations. Every record keeps its provenance (teacher, usage, cost, prompt examples, "
         "novelty verdict).",

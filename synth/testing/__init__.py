@@ -13,12 +13,26 @@ from synth.testing.server import (
     scripted,
 )
 
-from synth.testing.faults import INJECTIONS, OutageScript, default_faults, explain_reply, fault_mix
+from synth.testing.faults import (
+    CUT_TEXT,
+    INJECTIONS,
+    LENGTH_TEXT,
+    REJECTED_FINISH,
+    OutageScript,
+    default_faults,
+    expected_rejections,
+    explain_reply,
+    fault_mix,
+)
 
 __all__ = [
+    "CUT_TEXT",
+    "LENGTH_TEXT",
+    "REJECTED_FINISH",
     "OutageScript",
     "INJECTIONS",
     "default_faults",
+    "expected_rejections",
     "explain_reply",
     "fault_mix",
     "Attempt",

@@ -94,8 +94,10 @@ Script = Callable[[dict, int], Union[Reply, Fault]]
 class Attempt:
     """One logged chat-completions attempt.
 
-    outcome: "reply", a fault kind, "rpm_limited", "bad_request" or "script_error".
+    outcome: "reply", a fault kind, "rpm_limited", "tpm_limited", "bad_request" or "script_error".
     at: time.monotonic() when the request arrived (after its body was read).
+    finish_reason, usage: those of the reply served ("reply" only), so a test can tell a cut or filtered
+    reply from a finished one and price what the server billed.
     """
 
     key: str
@@ -103,6 +105,13 @@ class Attempt:
     body: dict
     outcome: str
     at: float
+    finish_reason: str | None = None
+    usage: dict | None = None
+
+    @property
+    def faulted(self) -> bool:
+        """Anything but a finished reply: an error, a broken connection, or a reply cut short or filtered."""
+        return self.outcome != "reply" or self.finish_reason != "stop"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -290,19 +299,25 @@ class FakeTeacherServer:
 
     ``script(body, attempt_no)`` decides what each attempt gets. ``attempt_no`` counts
     every chat-completions request seen for the same :func:`request_key` (starting at 1),
-    including ones refused by the ``rpm`` limiter (those never reach the script).
+    including ones refused by the ``rpm`` or ``tpm`` limiter (those never reach the script).
+    A request's tokens, for ``tpm``, are its prompt (characters // 4 + 1) plus its ``max_tokens``,
+    as a provider counts them when the request arrives.
     """
 
-    def __init__(self, script: Script, *, model_name: str = "fake-teacher", rpm: int | None = None):
-        if rpm is not None and rpm < 1:
-            raise ValueError("rpm must be >= 1 or None")
+    def __init__(self, script: Script, *, model_name: str = "fake-teacher", rpm: int | None = None,
+                 tpm: int | None = None):
+        for name, limit in (("rpm", rpm), ("tpm", tpm)):
+            if limit is not None and limit < 1:
+                raise ValueError(f"{name} must be >= 1 or None")
         self.script = script
         self.model_name = model_name
         self.rpm = rpm
+        self.tpm = tpm
         self._lock = threading.Lock()
         self._attempts: list[Attempt] = []
         self._counts: dict[str, int] = {}
         self._window: deque[float] = deque()
+        self._token_window: deque[tuple[float, int]] = deque()
         self._conns: set[socket.socket] = set()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
@@ -380,11 +395,12 @@ class FakeTeacherServer:
             return self._counts.get(key, 0)
 
     def reset(self) -> None:
-        """Forget logged attempts, per-key counters and the rpm window."""
+        """Forget logged attempts, per-key counters and the rate windows."""
         with self._lock:
             self._attempts.clear()
             self._counts.clear()
             self._window.clear()
+            self._token_window.clear()
 
     # -- internals ------------------------------------------------------------
 
@@ -402,9 +418,37 @@ class FakeTeacherServer:
             return not self._stopping.wait(seconds)
         return not self._stopping.is_set()
 
-    def _log(self, key: str, attempt_no: int, body: dict, outcome: str, at: float) -> None:
+    def _log(self, key: str, attempt_no: int, body: dict, outcome: str, at: float,
+             reply: Reply | None = None) -> None:
+        finish, usage = (reply.finish_reason, self._usage(body, reply)) if reply is not None else (None, None)
         with self._lock:
-            self._attempts.append(Attempt(key, attempt_no, body, outcome, at))
+            self._attempts.append(Attempt(key, attempt_no, body, outcome, at, finish, usage))
+
+    def _rate_limited(self, body: dict, at: float) -> tuple[str, int, dict[str, str]] | None:
+        """(window, seconds to wait, headers) when the rpm or tpm window is full, else None; call under the lock.
+        A request is entered in both windows only when both admit it."""
+        while self._window and self._window[0] <= at - 60.0:
+            self._window.popleft()
+        while self._token_window and self._token_window[0][0] <= at - 60.0:
+            self._token_window.popleft()
+        if self.rpm is not None and len(self._window) >= self.rpm:
+            wait = max(1, math.ceil(self._window[0] + 60.0 - at))
+            return "requests", wait, {"x-ratelimit-limit-requests": str(self.rpm)}
+        tokens = len(_messages_text(body)) // 4 + 1 + int(body.get("max_tokens") or 0)
+        if self.tpm is not None:
+            left = sum(n for _, n in self._token_window)
+            if left + tokens > self.tpm:
+                wait = 60                              # a request larger than the limit never fits
+                for when, n in self._token_window:     # the wait until enough tokens have left the window
+                    left -= n
+                    if left + tokens <= self.tpm:
+                        wait = max(1, math.ceil(when + 60.0 - at))
+                        break
+                return "tokens", wait, {"x-ratelimit-limit-tokens": str(self.tpm)}
+            self._token_window.append((at, tokens))
+        if self.rpm is not None:
+            self._window.append(at)
+        return None
 
     def _handle_completion(self, h: _Handler, raw: bytes) -> None:
         at = time.monotonic()
@@ -418,26 +462,22 @@ class FakeTeacherServer:
             return
 
         key = request_key(body)
-        retry_after: int | None = None
         with self._lock:
             attempt_no = self._counts.get(key, 0) + 1
             self._counts[key] = attempt_no
-            if self.rpm is not None:
-                while self._window and self._window[0] <= at - 60.0:
-                    self._window.popleft()
-                if len(self._window) >= self.rpm:
-                    retry_after = max(1, math.ceil(self._window[0] + 60.0 - at))
-                else:
-                    self._window.append(at)
-            if retry_after is not None:
-                self._attempts.append(Attempt(key, attempt_no, body, "rpm_limited", at))
-        if retry_after is not None:
+            limited = self._rate_limited(body, at)
+            if limited is not None:
+                outcome = "rpm_limited" if limited[0] == "requests" else "tpm_limited"
+                self._attempts.append(Attempt(key, attempt_no, body, outcome, at))
+        if limited is not None:
+            window, retry_after, headers = limited
+            limit = self.rpm if window == "requests" else self.tpm
             h._send_error_json(
                 429,
-                f"Rate limit reached for requests: limit {self.rpm} per min. Please try again in {retry_after}s.",
-                "requests",
+                f"Rate limit reached for {window}: limit {limit} per min. Please try again in {retry_after}s.",
+                window,
                 "rate_limit_exceeded",
-                {"Retry-After": str(retry_after), "x-ratelimit-limit-requests": str(self.rpm)},
+                {"Retry-After": str(retry_after), **headers},
             )
             return
 
@@ -450,8 +490,10 @@ class FakeTeacherServer:
             h._send_error_json(500, f"script error: {e!r}", "server_error", "script_error")
             return
 
-        outcome = "reply" if isinstance(action, Reply) else action.kind
-        self._log(key, attempt_no, body, outcome, at)
+        if isinstance(action, Reply):
+            self._log(key, attempt_no, body, "reply", at, action)
+        else:
+            self._log(key, attempt_no, body, action.kind, at)
         if not self._sleep(action.delay):
             h.close_connection = True
             return

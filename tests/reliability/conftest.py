@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from synth.jsonl import read_complete_lines
 from synth.testing import FakeTeacherServer, explain_reply, fault_mix
+from synth.testing.soak import outcomes, write_queries  # noqa: F401  (the battery's shared accounting)
 
 CANARY = "sk-canary-5f1e8c2a9b7d4e6f0a1b2c3d"
-
-
-def write_queries(path: Path, count: int) -> Path:
-    topics = ["rivers", "fractions", "sorting", "volcanoes", "interest", "poetry", "gravity", "tariffs", "enzymes"]
-    with open(path, "w") as fh:
-        for i in range(count):
-            fh.write(json.dumps({"id": f"q{i:05d}", "instruction": f"Question {i}: explain one fact about "
-                                 f"{topics[i % len(topics)]} that a student might find surprising.", "input": ""}) + "\n")
-    return path
-
-
-def outcomes(run: Path) -> Counter:
-    """How many times each query ended: as a record, a rejection or a failure."""
-    ended = Counter(r["task"]["id"] for r in read_complete_lines(run / "data.jsonl"))
-    ended.update(r["task_id"] for r in read_complete_lines(run / "rejected.jsonl"))
-    return ended
 
 
 def synth_args(server: FakeTeacherServer, queries: Path, out: Path, *extra: str) -> list[str]:

@@ -68,3 +68,22 @@ def test_sustained_outage_pauses_and_recovers(tmp_path):
     assert result.status == "completed" and not result.manifest["counts"]["failed"]
     assert len(during) <= 16 + 12 + 16        # the in-flight wave, one probe at a time, a margin: not a storm
     assert after and after[0] - script.end <= 10.0
+
+
+def test_an_outage_longer_than_max_outage_stops_the_run_and_resume_finishes_it(tmp_path):
+    script = OutageScript(8.0, after=0.5)
+    with FakeTeacherServer(script) as server:
+        queries = write_queries(tmp_path / "q.jsonl", 150)
+        run = tmp_path / "run"
+        stopped = run_synth(synth_args(server, queries, run, "--concurrency", "16", "--max-outage", "2"))
+        stopped_at = time.monotonic()
+        assert stopped.returncode == 4, stopped.stderr
+        lines = [l for l in stopped.stderr.splitlines() if l.strip() and not l.startswith("records")]
+        assert len(lines) == 1 and "--max-outage" in lines[0] and "Traceback" not in stopped.stderr, stopped.stderr
+        assert stopped_at < script.end                          # it gave up before the server came back...
+        assert not any(r["kind"] == "failed" for r in read_complete_lines(run / "rejected.jsonl"))  # ...failing nothing
+        time.sleep(max(0.0, script.end - time.monotonic()))
+        resumed = run_synth(["generate", "--resume", str(run)])
+        assert resumed.returncode == 0, resumed.stderr
+    ended = outcomes(run)
+    assert len(ended) == 150 and set(ended.values()) == {1}

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from synth.testing import FakeTeacherServer, Fault, explain_reply, fault_mix
+from synth.testing import FakeTeacherServer, Fault, explain_reply
 
 from .conftest import CANARY, child_env, run_synth, synth_args, write_queries
 
@@ -15,14 +15,18 @@ HERE = Path(__file__).parent
 def test_canary_key_appears_nowhere(faulty_server, tmp_path):
     queries = write_queries(tmp_path / "q.jsonl", 60)
     printed = []
-    result = run_synth(synth_args(faulty_server, queries, tmp_path / "run", "--concurrency", "8"))
+    result = run_synth(synth_args(faulty_server, queries, tmp_path / "run", "--concurrency", "8", "--timeout", "5"))
     printed += [result.stdout, result.stderr]
+    report = run_synth(["report", str(tmp_path / "run")])
+    printed += [report.stdout, report.stderr]
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "run" / "report" / "README.md").is_file()     # the dataset card is scanned below
     with FakeTeacherServer(lambda body, attempt: Fault("status", status=401, error_code="invalid_api_key",
                                                        message=f"Incorrect API key provided: {CANARY}")) as bad:
         refused = run_synth(synth_args(bad, queries, tmp_path / "refused"))
     printed += [refused.stdout, refused.stderr]
     assert refused.returncode == 4 and "401" in refused.stderr
-    # The canary appears in no file synth wrote, cache included, nor in anything it printed.
+    # The canary appears in no file synth wrote (cache and report/ included), nor in anything it printed.
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert CANARY.encode() not in path.read_bytes(), path
