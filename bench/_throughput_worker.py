@@ -19,6 +19,8 @@ MODEL = "gpt-4o-mini"
 
 
 def run_synth(rows, url, concurrency, tmp):
+    import litellm  # noqa: F401  (imported before the clock starts, as the peers import theirs)
+
     import synth
 
     path = os.path.join(tmp, "q.jsonl")

@@ -4,8 +4,11 @@ of attempts with 429 + Retry-After, and replies with ~300 tokens.
 
     .venv/bin/python bench/throughput.py [--n 5000] [--concurrency 16 64 256] [--systems synth distilabel curator naive]
 
-The physical limit of a run is max(sum of served latencies / concurrency, longest latency): no client can
-finish sooner. Each system runs in its own process; peers come from .bench-venv (make bench-env).
+Latency belongs to the query, so every system meets the same slow queries. Two limits are reported, both from the
+queries alone: the mean-rate bound N x mean latency / concurrency (the "concurrency / latency" of the issue), and
+the ideal client's wall time: concurrency slots with no overhead, queries sent in file order, never idle while a
+query is ready (the long tail of the last queries is in it). "Fraction" is the ideal wall time over the measured
+one. Each system runs in its own process; peers come from .bench-venv (make bench-env).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _latency import latency_for, make_script  # noqa: E402
+from _latency import ideal_makespan, latency_for, make_script, query_of  # noqa: E402
 from synth.testing import FakeTeacherServer, request_key  # noqa: E402
 import synth.testing.server as server_module  # noqa: E402
 
@@ -57,12 +60,15 @@ def run_one(system: str, server: FakeTeacherServer, queries: Path, concurrency: 
         return {"error": " | ".join(tail)[:300]}
     result = json.loads(lines[-1][len("RESULT "):])
     attempts = server.attempts
-    served = [latency_for(a.key) for a in attempts if a.outcome == "reply"]
-    limit_s = max(sum(served) / concurrency, max(served, default=0.0))
-    n = sum(1 for _ in open(queries))
-    result.update(requests=n, attempts=len(attempts), limit_s=limit_s, lost=n - result["records"],
-                  rps=result["records"] / result["wall_s"], limit_rps=n / limit_s if limit_s else 0.0,
-                  fraction=limit_s / result["wall_s"])
+    texts = [json.loads(line)["instruction"].strip() for line in open(queries)]
+    served = {query_of(a.body) for a in attempts if a.outcome == "reply"}
+    n = len(texts)
+    mean_bound_s = sum(latency_for(t) for t in texts) / concurrency
+    ideal_s = ideal_makespan(texts, concurrency)
+    result.update(requests=n, attempts=len(attempts), lost=n - result["records"],
+                  unmatched=sum(t not in served for t in texts), mean_bound_s=mean_bound_s, ideal_s=ideal_s,
+                  rps=result["records"] / result["wall_s"], fraction=ideal_s / result["wall_s"],
+                  fraction_of_mean_bound=mean_bound_s / result["wall_s"])
     return result
 
 
@@ -71,14 +77,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--naive-n", type=int, default=40, help="the sequential loop runs on a prefix")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--n-for", nargs="*", default=[], metavar="C=N",
+                        help="a smaller N at some concurrency, e.g. 16=1000: batch-bound peers take long there")
     parser.add_argument("--systems", nargs="+", default=["synth", "distilabel", "curator", "naive"])
     parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name, FakeTeacherServer(make_script(server_module)) as server:
         tmp = Path(tmp_name)
-        full = load_queries(args.n, tmp)
+        n_for = {int(c): int(n) for c, n in (item.split("=") for item in args.n_for)}
         for concurrency in args.concurrency:
+            full = load_queries(n_for.get(concurrency, args.n), tmp)
             for system in args.systems:
                 if system == "naive":
                     if concurrency != args.concurrency[0]:
@@ -102,7 +111,7 @@ def render(rows: list[dict], args) -> str:
     synth_rps = {r["concurrency"]: r["rps"] for r in rows if r["system"] == "synth" and "rps" in r}
     lines = [f"\n## Generation throughput ({time.strftime('%Y-%m-%d')})\n",
              f"Command: `.venv/bin/python bench/throughput.py --n {args.n} --concurrency {' '.join(map(str, args.concurrency))} "
-             f"--write` (via `make bench`). Teacher: loopback server, log-normal latency (median 0.8 s, ~1% over 10 s), "
+             f"{('--n-for ' + ' '.join(args.n_for) + ' ') if args.n_for else ''}--write` (via `make bench`). Teacher: loopback server, log-normal latency (median 0.8 s, ~1% over 10 s), "
              "2% 429 with Retry-After 1 s, ~300-token replies. T0 prompts from shared/data. The naive loop runs "
              f"{args.naive_n} requests sequentially.\n",
              "| system | concurrency | requests | req/s | fraction of limit | synth / system | peak RSS MB | attempts | lost |",

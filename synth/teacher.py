@@ -124,7 +124,7 @@ class LiteLLMTeacher:
         self.stopping = False        # set on Ctrl-C/SIGTERM: nothing new is sent, calls in flight finish
         self._openai_compatible = self._provider() == "openai"
         self._clients: list = []
-        self._next_client = 0
+        self._shard_load: list[int] = []
         self._client_loop = None
         self.prices = Prices(options.model, options.input_cost, options.output_cost)
         self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)), max_outage=options.max_outage)
@@ -230,7 +230,8 @@ class LiteLLMTeacher:
             await self._tpm.acquire(min(o.tpm, self._estimate_tokens(messages) + o.max_tokens))
         bodies: list[bytes] = []
         _RAW_BODIES.set(bodies)
-        extra = {"client": self._openai_client()} if self._openai_compatible else {}
+        shard = self._pick_shard() if self._openai_compatible else None
+        extra = {"client": self._clients[shard]} if shard is not None else {}
         try:
             response = await asyncio.wait_for(
                 self._litellm.acompletion(
@@ -242,6 +243,9 @@ class LiteLLMTeacher:
             error = classify(exc)
             error.retry_after = retry_after_seconds(exc)  # type: ignore[attr-defined]
             raise error from None
+        finally:
+            if shard is not None:
+                self._shard_load[shard] -= 1
         completion = self._parse(response)
         billed.append(completion.cost)
         if bodies and _cut_short(bodies[-1]):
@@ -254,7 +258,18 @@ class LiteLLMTeacher:
         except Exception:  # an unknown provider is litellm's to report when the call is made
             return None
 
-    def _openai_client(self):
+    def _pick_shard(self) -> int:
+        """The pool with the fewest requests in flight, counted as taken until the caller gives it back.
+
+        Round-robin would queue a request behind a pool whose connections all wait on slow replies while other
+        pools sit idle; the least-loaded pool always has a free connection, since no pool is asked for more than
+        its share of the concurrency."""
+        self._ensure_clients()
+        shard = min(range(len(self._shard_load)), key=self._shard_load.__getitem__)
+        self._shard_load[shard] += 1
+        return shard
+
+    def _ensure_clients(self) -> None:
         """Our own OpenAI clients for OpenAI-compatible servers: SDK retries off, a hook that keeps the raw reply
         body, and the connections split over several small pools, because httpx's pool scans every connection
         on every request and so slows down with the square of a large concurrency."""
@@ -272,9 +287,8 @@ class LiteLLMTeacher:
                     timeout=self.options.timeout, event_hooks={"response": [_keep_body]}))
                 for _ in range(shards)
             ]
+            self._shard_load = [0] * shards
             self._client_loop = loop
-        self._next_client = (self._next_client + 1) % len(self._clients)
-        return self._clients[self._next_client]
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -260,3 +260,21 @@ def test_a_cut_reply_is_paid_for_and_counted_against_the_cap():
         completion = ask(teacher)
     assert completion.cost == pytest.approx(one)                       # the record's own reply
     assert teacher.budget.spent == pytest.approx(2 * one) == teacher.usage.cost   # what the server billed
+
+
+def test_a_new_request_takes_the_http_pool_with_the_fewest_in_flight():
+    """Round-robin would queue a request behind a pool busy with slow replies while others sit idle."""
+    async def picks():
+        teacher = LiteLLMTeacher(TeacherOptions(model="openai/x", api_base="http://127.0.0.1:9/v1", concurrency=64),
+                                 check_key=False)
+        try:
+            first = [teacher._pick_shard() for _ in range(64)]       # 64 in flight over the pools, evenly
+            loads = list(teacher._shard_load)
+            teacher._shard_load[2] -= 3                              # three replies come back on pool 2
+            again = [teacher._pick_shard() for _ in range(3)]
+            return first, loads, again
+        finally:
+            await teacher.aclose()
+    first, loads, again = asyncio.run(picks())
+    assert len(loads) >= 2 and max(loads) - min(loads) == 0
+    assert again == [2, 2, 2]
