@@ -65,7 +65,7 @@ bench-train: $(TRAIN_BENCH_STAMP)
 # Throughput against distilabel, Curator and a naive loop, and the full pipeline's own overhead.
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/throughput.py --n 5000 --concurrency 64 256 16 --n-for 256=2000 16=1000 --write
-	$(PY) bench/pipeline_overhead.py --write
+	$(PY) bench/pipeline_overhead.py --repeat 3 --write
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(TRAIN_BENCH_VENV) runs/demo students/demo dist build

@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE))
 from _latency import ideal_makespan, latency_for, make_script, query_of  # noqa: E402
 from synth.testing import FakeTeacherServer, request_key  # noqa: E402
 import synth.testing.server as server_module  # noqa: E402
+from synth.testing.soak import replace_section  # noqa: E402
 
 PYTHON = {"synth": ROOT / ".venv/bin/python"}
 PEER_PYTHON = ROOT / ".bench-venv/bin/python"
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--n-for", nargs="*", default=[], metavar="C=N",
                         help="a smaller N at some concurrency, e.g. 16=1000: batch-bound peers take long there")
     parser.add_argument("--systems", nargs="+", default=["synth", "distilabel", "curator", "naive"])
-    parser.add_argument("--write", action="store_true", help="append the table to bench/RESULTS.md")
+    parser.add_argument("--write", action="store_true", help="put the table in bench/RESULTS.md (replacing the last one)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name, FakeTeacherServer(make_script(server_module)) as server:
@@ -103,8 +104,9 @@ def main() -> None:
     table = render(rows, args)
     print(table)
     if args.write:
-        with open(HERE / "RESULTS.md", "a") as fh:
-            fh.write(table)
+        results = HERE / "RESULTS.md"
+        results.write_text(replace_section(results.read_text(encoding="utf-8"), "Generation throughput", table),
+                           encoding="utf-8")
 
 
 def render(rows: list[dict], args) -> str:
@@ -114,15 +116,21 @@ def render(rows: list[dict], args) -> str:
              f"{('--n-for ' + ' '.join(args.n_for) + ' ') if args.n_for else ''}--write` (via `make bench`). Teacher: loopback server, log-normal latency (median 0.8 s, ~1% over 10 s), "
              "2% 429 with Retry-After 1 s, ~300-token replies. T0 prompts from shared/data. The naive loop runs "
              f"{args.naive_n} requests sequentially.\n",
-             "| system | concurrency | requests | req/s | fraction of limit | synth / system | peak RSS MB | attempts | lost |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Latency belongs to each query, so every system meets the same slow queries. \"Ideal client\" is the wall "
+             "time of a client with no overhead of its own that sends the queries in order, concurrency at a time, and "
+             "is never idle while one is ready; \"N·mean/C\" is the concurrency / mean-latency bound, which no client "
+             "reaches because the last queries' long tail runs with most slots empty. Each clock starts after the "
+             "system's imports.\n",
+             "| system | concurrency | requests | wall s | ideal client s | req/s | fraction of ideal | fraction of N·mean/C | synth / system | peak RSS MB | attempts | lost |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['system']} | {r['concurrency']} | - | failed: {r['error']} | | | | | |")
+            lines.append(f"| {r['system']} | {r['concurrency']} | - | failed: {r['error']} | | | | | | | | |")
             continue
         ratio = synth_rps.get(r["concurrency"], 0.0) / r["rps"] if r["rps"] and r["concurrency"] in synth_rps else float("nan")
-        lines.append(f"| {r['system']} | {r['concurrency']} | {r['requests']} | {r['rps']:.1f} | {r['fraction']:.2f} | "
-                     f"{ratio:.2f} | {r['peak_rss_mb']:.0f} | {r['attempts']} | {r['lost']} |")
+        lines.append(f"| {r['system']} | {r['concurrency']} | {r['requests']} | {r['wall_s']:.1f} | {r['ideal_s']:.1f} | "
+                     f"{r['rps']:.1f} | {r['fraction']:.2f} | {r['fraction_of_mean_bound']:.2f} | {ratio:.2f} | "
+                     f"{r['peak_rss_mb']:.0f} | {r['attempts']} | {r['lost']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python examples/library_pipeline.py                      # embedded local teacher, offline
     .venv/bin/python examples/library_pipeline.py gpt-4o-mini          # any litellm model (key from the environment)
+    .venv/bin/python examples/library_pipeline.py gpt-4o-mini http://127.0.0.1:8000/v1   # an OpenAI-compatible server
 """
 
 import sys
@@ -11,7 +12,9 @@ import synth
 
 def main() -> None:
     teacher = sys.argv[1] if len(sys.argv) > 1 else "local"
-    config = synth.GenerateConfig(out="runs/example", teacher=teacher, num=5, instances_per_task=1, max_cost=0.50)
+    api_base = sys.argv[2] if len(sys.argv) > 2 else None
+    config = synth.GenerateConfig(out="runs/example", teacher=teacher, api_base=api_base, num=5, instances_per_task=1,
+                                  max_cost=0.50)
     result = synth.generate(config, overwrite=True)
     print(f"{result.status}: {result.records} records, ${result.manifest['usage']['cost_usd']:.4f}")
     for record in synth.load_records(result.path)[:2]:

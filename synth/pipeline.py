@@ -19,6 +19,7 @@ from ._version import __version__
 from .config import GenerateConfig
 from .errors import BudgetExceeded, FatalTeacherError, StopRequested, StorageError, TeacherError
 from .filters import FilterConfig, filter_reason
+from .gate_queue import GateQueue
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ class RunResult:
     message: str = ""
 
 
+# Bootstrap prompts are asked for until the tasks in hand and in flight would make this much more than --num: a late
+# bootstrap reply sits at the head of a chain of four calls (classify, instances, answers), so running short at the
+# end costs far more wall time than a few spare tasks, which stay in tasks.jsonl for a later --resume --num.
+BOOTSTRAP_MARGIN = 1.15
+
+
 class Generator:
     def __init__(self, config: GenerateConfig, run: RunFolder, teacher: LiteLLMTeacher, gate: NoveltyGate | None,
                  seeds: list[Task], state: RunState, progress: Progress | None = None,
@@ -66,7 +73,7 @@ class Generator:
         self.backlog: deque[tuple[Task, dict[str, Any]]] = deque()   # accepted tasks not yet answered
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
-        self._gate_lock = asyncio.Lock()
+        self._gate_queue = GateQueue(gate, on_time=self._add_gate_time) if gate is not None else None
         self._jobs: set[asyncio.Task] = set()
         self._started = time.monotonic()
         self._started_at = state.manifest.get("started_at") or now_iso()
@@ -151,7 +158,7 @@ class Generator:
             return False
         per_bootstrap = (sum(self.yields) / len(self.yields)) if self.yields else c.new_tasks_per_prompt * 0.5
         expected = self._expected_records() + self.inflight_bootstraps * max(per_bootstrap, 0.5) * c.instances_per_task
-        return expected < self.target and self.inflight_bootstraps < max(1, c.concurrency // 4)
+        return expected < self.target * BOOTSTRAP_MARGIN and self.inflight_bootstraps < max(1, c.concurrency // 4)
 
     def _spawn(self, coro, kind: str) -> None:
         if kind == "bootstrap":
@@ -244,9 +251,7 @@ class Generator:
                 candidates.append((task_id, text))
         accepted = 0
         if candidates:
-            async with self._gate_lock:
-                with self._timed("novelty_gate"):
-                    verdicts = await asyncio.to_thread(self.gate.check, [i for i, _ in candidates], [t for _, t in candidates])
+            verdicts = await self._gate_queue.check([i for i, _ in candidates], [t for _, t in candidates])
             for (task_id, text), verdict in zip(candidates, verdicts):
                 if verdict.accepted:
                     accepted += 1
@@ -333,6 +338,9 @@ class Generator:
         self.state.record_ids.add(record_id)
         self.records += 1
         self._report()
+
+    def _add_gate_time(self, seconds: float) -> None:
+        self.timings["novelty_gate"] += seconds
 
     @contextlib.contextmanager
     def _timed(self, stage: str):

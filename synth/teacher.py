@@ -15,13 +15,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from .budget import Budget, Prices
 from .breaker import DEFAULT_MAX_OUTAGE, OutageBreaker
 from .cache import RequestCache, request_key
 from .errors import MissingKeyError, StopRequested, TeacherError, TransientTeacherError
+from .ratelimit import WindowLimiter
 from .retry import classify, retry_after_seconds
 
 PLACEHOLDER_KEY = "sk-no-key-needed"
@@ -129,8 +129,8 @@ class LiteLLMTeacher:
         self.prices = Prices(options.model, options.input_cost, options.output_cost)
         self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)), max_outage=options.max_outage)
         self._slots = asyncio.Semaphore(options.concurrency)
-        self._rpm = AsyncLimiter(options.rpm, 60) if options.rpm else None
-        self._tpm = AsyncLimiter(options.tpm, 60) if options.tpm else None
+        self._rpm = WindowLimiter(options.rpm) if options.rpm else None
+        self._tpm = WindowLimiter(options.tpm) if options.tpm else None
 
     def request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
         """The full request, as sent. Holds no secret."""

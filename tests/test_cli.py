@@ -68,6 +68,10 @@ def test_generate_and_export_through_the_cli(teacher_server, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("completed:")
     records = synth.load_records(run)
+    bar = result.stderr.splitlines()[-1]                        # the progress bar's final state
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert f"{min(len(records), 4)}/4" in bar and "$0.0000" in bar
+    assert f"rejected {sum(manifest['counts']['rejected'].values())}" in bar and "failed 0" in bar
     for fmt in ("openai-chat", "sharegpt", "alpaca"):
         out = tmp_path / f"export.{fmt}"
         assert synth_cli("export", str(run), "--format", fmt, "--out", str(out)).returncode == 0
@@ -132,3 +136,14 @@ def test_given_prices_are_spent_against_the_cap(teacher_server, tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert 0 < manifest["usage"]["cost_usd"] <= 0.05
     assert 0 < manifest["counts"]["records"] < 40
+
+
+def test_the_library_example_runs_end_to_end(teacher_server, tmp_path):
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "library_pipeline.py")
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test-not-a-real-key"}
+    result = subprocess.run([sys.executable, example, "gpt-4o-mini", teacher_server.url], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("completed: 5 records")
+    exported = (tmp_path / "runs" / "example" / "train.jsonl").read_text().splitlines()
+    assert len(exported) == 5 and json.loads(exported[0])["messages"][-1]["role"] == "assistant"

@@ -1,5 +1,6 @@
 """The wheel carries prompts/ and seeds/, and the public API is what __all__ says."""
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -19,6 +20,18 @@ def test_wheel_contains_prompts_and_seeds(tmp_path):
         assert f"synth/_bundled/prompts/{prompt.name}" in names
     assert "synth/_bundled/seeds/general.jsonl" in names
     assert "synth/record.schema.json" in names
+
+    # installed from the wheel alone (no checkout beside it), synth finds its seeds, prompts and schema inside it
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = ("import synth, synth.prompts, synth.seeds, synth.resources as r\n"
+             "print(synth.__file__); print(synth.seeds.default_seed_file()); print(r.schema_path())\n"
+             "print(len(synth.load_seeds())); print(len(synth.prompts.template_text('bootstrap')) > 0)")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    lines = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True, capture_output=True,
+                           text=True).stdout.split()
+    assert all(line.startswith(str(site)) for line in lines[:3]), lines
+    assert int(lines[3]) >= 100 and lines[4] == "True"
 
 
 def test_public_api():

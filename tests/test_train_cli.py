@@ -61,3 +61,16 @@ def test_flags_reach_the_config_and_a_run_finishes(tmp_path, student):
     assert sample["messages"][0]["content"] == "You are a helpful assistant."      # prompt erasing
     resumed = synth_train("--resume", tmp_path / "out", "--max-steps", "3")
     assert resumed.returncode == 0 and "trained 3 steps" in resumed.stdout, resumed.stderr
+
+
+def test_torchrun_runs_the_command_line_on_two_processes(tmp_path, student):
+    run = write_run(tmp_path / "run", 8)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "synth", "train", str(run), "--student", str(student), "--out", str(tmp_path / "out"),
+                             "--max-steps", "2", "--batch-size", "1", "--samples", "0", "--max-len", "96"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 2
+    assert result.stdout.count("trained 2 steps") == 1                 # only the main process reports

@@ -157,3 +157,47 @@ def test_packed_attention_decodes_like_sdpa_with_a_cache():
 def test_segment_bounds_follow_position_restarts():
     assert segment_bounds(torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3]])) == [[(0, 3), (3, 5), (5, 9)]]
     assert segment_bounds(torch.tensor([[5, 6, 7]])) == [[(0, 3)]]
+
+
+def reference_varlen(query, key, value, cu_q, cu_k, max_q, max_k, *, scale=None, window_size=(-1, -1),
+                     enable_gqa=False):
+    """torch's varlen flash attention, written with SDPA so the GPU path's flattening can be checked on a CPU."""
+    assert window_size == (-1, 0) and cu_q is cu_k
+    bounds = cu_q.tolist()
+    parts = []
+    for start, end in zip(bounds, bounds[1:]):
+        q, k, v = (t[start:end].transpose(0, 1)[None] for t in (query, key, value))
+        parts.append(torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, is_causal=True, scale=scale, enable_gqa=enable_gqa)[0].transpose(0, 1))
+    return torch.cat(parts)
+
+
+def test_the_gpu_varlen_path_matches_the_per_segment_path(monkeypatch):
+    import synth.training.attention as attention
+    import torch.nn.attention.varlen as varlen
+
+    examples = [example(7, 1), example(12, 40), example(5, 90), example(9, 150)]
+    batch = collate(examples, [[0, 1], [2, 3]], pad_id=0)
+    model = tiny_llama("packed")
+    with torch.no_grad():
+        per_segment = model(**batch, use_cache=False).logits
+        monkeypatch.setattr(attention, "_varlen_available", lambda query: True)
+        monkeypatch.setattr(varlen, "varlen_attn", reference_varlen)
+        via_varlen = model(**batch, use_cache=False).logits
+    torch.testing.assert_close(via_varlen, per_segment, atol=1e-5, rtol=1e-5)
+    assert not attention._varlen_failed
+
+
+def test_a_gpu_that_refuses_varlen_falls_back_to_exact_attention(monkeypatch):
+    import synth.training.attention as attention
+
+    examples = [example(7, 1), example(12, 40)]
+    batch = collate(examples, [[0, 1]], pad_id=0)
+    model = tiny_llama("packed")
+    with torch.no_grad():
+        expected = model(**batch, use_cache=False).logits
+        monkeypatch.setattr(attention, "_varlen_available", lambda query: not attention._varlen_failed)
+        monkeypatch.setattr(attention, "_varlen_failed", [])
+        got = model(**batch, use_cache=False).logits             # the CPU has no flash kernel: it refuses
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert attention._varlen_failed

@@ -6,6 +6,7 @@ one line on stderr.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -79,6 +80,8 @@ def train_command(
         result = train(resume=resume, log=log, **overrides)
     else:
         result = train(base, overwrite=overwrite, log=log, **overrides)
+    if int(os.environ.get("RANK", "0")) != 0:      # under torchrun the main process reports for all
+        return
     before = "n/a" if result.eval_loss_before is None else f"{result.eval_loss_before:.4f}"
     after = "n/a" if result.eval_loss_after is None else f"{result.eval_loss_after:.4f}"
     Console().print(f"trained {result.steps} steps: eval loss {before} -> {after}, "
