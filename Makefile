@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 BENCH_VENV := .bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
-.PHONY: install test demo demo-train soak bench bench-env bench-train-env bench-train clean
+.PHONY: install test demo demo-train soak bench bench-env bench-synth-env bench-train bench-novelty clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,21 +46,28 @@ $(BENCH_STAMP): bench/requirements-peers.txt bench/constraints-peers.txt
 
 bench-env: $(BENCH_STAMP)
 
-# TRL beside synth for the training benchmark, in its own venv (TRL is never a dependency of synth).
-TRAIN_BENCH_VENV := .bench-train-venv
-TRAIN_BENCH_STAMP := $(TRAIN_BENCH_VENV)/.installed-stamp
-$(TRAIN_BENCH_STAMP): pyproject.toml constraints.txt bench/requirements-train.txt
-	test -x $(TRAIN_BENCH_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_BENCH_VENV)
-	$(TRAIN_BENCH_VENV)/bin/pip install -q torch==2.13.0
-	$(TRAIN_BENCH_VENV)/bin/pip install -q -e ".[local]" -r bench/requirements-train.txt
-	touch $(TRAIN_BENCH_STAMP)
+# synth beside the baselines it is measured against (TRL for training, rouge-score for the novelty gate), in a
+# venv of their own: they are never dependencies of synth.
+SYNTH_BENCH_VENV := .bench-synth-venv
+SYNTH_BENCH_STAMP := $(SYNTH_BENCH_VENV)/.installed-stamp
+$(SYNTH_BENCH_STAMP): pyproject.toml constraints.txt bench/requirements-baselines.txt bench/constraints-baselines.txt
+	test -x $(SYNTH_BENCH_VENV)/bin/python || $(PYTHON) -m venv $(SYNTH_BENCH_VENV)
+	$(SYNTH_BENCH_VENV)/bin/pip install -q torch==2.13.0
+	PIP_CONSTRAINT="$(CURDIR)/constraints.txt $(CURDIR)/bench/constraints-baselines.txt" \
+		$(SYNTH_BENCH_VENV)/bin/pip install -q -e ".[local]" -r bench/requirements-baselines.txt
+	touch $(SYNTH_BENCH_STAMP)
 
-bench-train-env: $(TRAIN_BENCH_STAMP)
+bench-synth-env: $(SYNTH_BENCH_STAMP)
 
-# synth train against TRL's SFTTrainer (defaults, and packing) on runs/demo; figures to bench/RESULTS.md by hand.
-bench-train: $(TRAIN_BENCH_STAMP)
+# synth train against TRL's SFTTrainer (defaults, and packing) on runs/demo; figures go into bench/RESULTS.md.
+bench-train: $(SYNTH_BENCH_STAMP)
 	test -f runs/demo/data.jsonl || $(MAKE) demo
-	$(TRAIN_BENCH_VENV)/bin/python bench/train.py
+	$(SYNTH_BENCH_VENV)/bin/python bench/train.py
+
+# The novelty gate against all-pairs ROUGE-L and raw encoding, and paraphrase precision/recall.
+bench-novelty: $(SYNTH_BENCH_STAMP)
+	$(SYNTH_BENCH_VENV)/bin/python bench/novelty.py quality
+	$(SYNTH_BENCH_VENV)/bin/python bench/novelty.py speed --prefix 120
 
 # Throughput against distilabel, Curator and a naive loop, and the full pipeline's own overhead.
 bench: $(STAMP) $(BENCH_STAMP)
@@ -68,4 +75,4 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/pipeline_overhead.py --repeat 3 --write
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(TRAIN_BENCH_VENV) runs/demo students/demo dist build
+	rm -rf $(VENV) $(BENCH_VENV) $(SYNTH_BENCH_VENV) runs/demo students/demo dist build

@@ -7,7 +7,7 @@ Arms: synth (packed rows, no cross-attention), TRL SFTTrainer + PEFT with its de
 TRL with packing on (BFD). Every figure counts non-padding tokens only and is reported only when that arm passed
 the gate: its loss on a fixed probe set (the first examples of the data, assistant tokens only, scored the same
 way for every arm) fell from the base model's, and its gradient norm was never zero. Prints a Markdown table
-and writes bench/train_results.json. TRL lives in .bench-train-venv (make bench-train-env), never in synth's.
+and writes bench/train_results.json. TRL lives in .bench-synth-venv (make bench-synth-env), never in synth's.
 """
 
 from __future__ import annotations
