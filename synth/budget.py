@@ -1,7 +1,9 @@
 """--max-cost as a hard cap: spending is reserved before a request is sent and settled after.
 
 With a ledger file (the run folder's spend.jsonl) both steps are written down, so after a kill the
-resumed run counts every settled cost plus the reservation of every request that was in flight.
+resumed run counts every settled cost plus the reservation of every request that was in flight. A settled row also
+carries the request's tokens and attempts and who asked (the teacher or the novelty verifier), so the run's usage
+totals are exact across any number of kills: they are sums over the ledger, not over a periodic manifest.
 """
 
 from __future__ import annotations
@@ -51,6 +53,28 @@ class Prices:
 
 
 @dataclass
+class Tally:
+    """Settled usage of one purpose ("teacher", "verifier") over every session of a run."""
+
+    requests: int = 0
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def add(self, row: dict) -> None:
+        self.requests += 1
+        self.attempts += int(row.get("attempts", 0))
+        self.prompt_tokens += int(row.get("prompt_tokens", 0))
+        self.completion_tokens += int(row.get("completion_tokens", 0))
+        self.cost += float(row.get("cost", 0.0))
+
+    def as_dict(self) -> dict[str, float]:
+        return {"requests": self.requests, "attempts": self.attempts, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost, 6)}
+
+
+@dataclass
 class Ticket:
     number: int
     estimate: float
@@ -63,22 +87,27 @@ class Budget:
     reserved: float = 0.0       # estimates of requests in flight
     ledger: JsonlAppender | None = field(default=None, repr=False)
     session: int = 0
+    unsettled: float = 0.0      # reservations of killed sessions that never settled: counted as spent, to be safe
+    tallies: dict[str, Tally] = field(default_factory=dict)
     _numbers: itertools.count = field(default_factory=itertools.count, repr=False)
 
     @classmethod
     def with_ledger(cls, cap: float | None, path: Path) -> "Budget":
-        settled: dict[int, float] = {}
-        reserved: dict[int, float] = {}
+        settled: dict[tuple[int, int], float] = {}
+        reserved: dict[tuple[int, int], float] = {}
+        tallies: dict[str, Tally] = {}
         session = 0
         for row in read_complete_lines(path):
             key = (row.get("session", 0), row["n"])
             session = max(session, row.get("session", 0) + 1)
             if "cost" in row:
                 settled[key] = row["cost"]
+                tallies.setdefault(row.get("purpose", "teacher"), Tally()).add(row)
             else:
                 reserved[key] = row["estimate"]
-        spent = sum(settled.values()) + sum(v for k, v in reserved.items() if k not in settled)
-        return cls(cap=cap, spent=spent, ledger=JsonlAppender(path), session=session)
+        unsettled = sum(v for k, v in reserved.items() if k not in settled)
+        return cls(cap=cap, spent=sum(settled.values()) + unsettled, ledger=JsonlAppender(path), session=session,
+                   unsettled=unsettled, tallies=tallies)
 
     def reserve(self, estimate: float) -> Ticket:
         if self.cap is not None and self.spent + self.reserved + estimate > self.cap:
@@ -92,11 +121,19 @@ class Budget:
             self.ledger.append({"session": self.session, "n": ticket.number, "estimate": estimate})
         return ticket
 
-    def settle(self, ticket: Ticket, actual: float) -> None:
+    def settle(self, ticket: Ticket, actual: float, *, purpose: str = "teacher", attempts: int = 0,
+               prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Book what a request cost (every reply the server billed) and what it used, once it has ended."""
         self.reserved = max(0.0, self.reserved - ticket.estimate)
         self.spent += actual
-        if self.ledger is not None and (actual > 0 or ticket.estimate > 0):
-            self.ledger.append({"session": self.session, "n": ticket.number, "cost": actual})
+        row = {"session": self.session, "n": ticket.number, "cost": actual, "purpose": purpose, "attempts": attempts,
+               "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        self.tallies.setdefault(purpose, Tally()).add(row)
+        if self.ledger is not None:
+            self.ledger.append(row)
+
+    def tally(self, purpose: str) -> Tally:
+        return self.tallies.get(purpose, Tally())
 
     def close(self) -> None:
         if self.ledger is not None:

@@ -73,7 +73,7 @@ def generate(
     usage = result.manifest["usage"]
     out.print(f"{result.status}: {result.records} records in {result.path} "
               f"({sum(counts['rejected'].values())} rejected, {sum(counts['failed'].values())} failed, "
-              f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f})")
+              f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, ${usage.get('total_cost_usd', usage['cost_usd']):.4f})")
     if result.message:
         err.print(result.message, soft_wrap=True)
     if result.status != "completed":

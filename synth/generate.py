@@ -66,8 +66,11 @@ def generate(config: GenerateConfig | None = None, *, resume: str | Path | None 
 
             verifier = None
             if config.verifier:
-                verifier = llm_verifier(config.verifier, api_base=config.api_base if config.verifier == config.teacher else None,
-                                        cache_path=config.cache or run.file(CACHE), budget=budget)
+                same = config.verifier == config.teacher      # the teacher's endpoint and prices serve it too
+                verifier = llm_verifier(config.verifier, api_base=config.api_base if same else None,
+                                        cache_path=config.cache or run.file(CACHE), budget=budget,
+                                        input_cost=config.input_cost if same else None,
+                                        output_cost=config.output_cost if same else None)
             gate = NoveltyGate(shared_embedder(config.embedder), config.novelty_threshold, index=config.novelty_index,
                                recall_threshold=config.recall_threshold if verifier else None, verifier=verifier,
                                store=run.path / GATE)

@@ -373,16 +373,7 @@ class Generator:
 
     def _checkpoint(self, status: str) -> dict[str, Any]:
         prior = self.state.manifest
-        prior_usage = prior.get("usage", {})
-        u = self.teacher.usage
-        usage = {
-            "calls": prior_usage.get("calls", 0) + u.calls,
-            "cached_calls": prior_usage.get("cached_calls", 0) + u.cached_calls,
-            "attempts": prior_usage.get("attempts", 0) + u.attempts,
-            "prompt_tokens": prior_usage.get("prompt_tokens", 0) + u.prompt_tokens,
-            "completion_tokens": prior_usage.get("completion_tokens", 0) + u.completion_tokens,
-            "cost_usd": round(prior_usage.get("cost_usd", 0.0) + u.cost, 6),
-        }
+        usage = self._usage(prior.get("usage", {}))
         manifest = {
             "synth_version": __version__,
             "status": status,
@@ -405,6 +396,22 @@ class Generator:
         self.run.save_manifest(manifest)
         self._last_checkpoint = time.monotonic()
         return manifest
+
+
+    def _usage(self, prior: dict[str, Any]) -> dict[str, Any]:
+        """Tokens, attempts and cost are sums over the spend ledger, so they stay exact across kills; cache
+        lookups are counted per session on top of the last manifest."""
+        budget = self.teacher.budget
+        teacher, verifier = budget.tally("teacher").as_dict(), budget.tally("verifier").as_dict()
+        usage = {"calls": prior.get("calls", 0) + self.teacher.usage.calls,
+                 "cached_calls": prior.get("cached_calls", 0) + self.teacher.usage.cached_calls,
+                 **{k: teacher[k] for k in ("attempts", "prompt_tokens", "completion_tokens", "cost_usd")}}
+        if verifier["requests"]:
+            usage["verifier"] = verifier
+        if budget.unsettled:
+            usage["unsettled_usd"] = round(budget.unsettled, 6)    # reserved by a killed session, never settled
+        usage["total_cost_usd"] = round(teacher["cost_usd"] + verifier["cost_usd"] + budget.unsettled, 6)
+        return usage
 
 
 class _TimedAppender:

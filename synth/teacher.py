@@ -77,7 +77,16 @@ class TeacherOptions:
     input_cost: float | None = None       # USD per million prompt tokens; None: litellm's price map
     output_cost: float | None = None      # USD per million completion tokens
     cache_label: str | None = None        # stands for api_base in the cache key (the local teacher's port changes)
+    purpose: str = "teacher"              # who asks ("teacher", "verifier"): the spend ledger books usage by it
     extra: dict[str, Any] = field(default_factory=dict)   # further litellm parameters, part of the cache key
+
+
+@dataclass
+class _Bill:
+    """One request's attempts, and every reply the server charged for, usable or not: a cut reply is paid too."""
+
+    attempts: int = 0
+    costs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -157,12 +166,15 @@ class LiteLLMTeacher:
         if self.stopping:
             raise StopRequested("stopping: no new teacher calls")
         ticket = self.budget.reserve(self._estimate_cost(messages))
-        billed: list[float] = []     # every reply the server charged for, usable or not: a cut reply is paid too
+        bill = _Bill()
+        completion = None
         try:
-            completion = await self._send_with_retries(request, messages, key, billed)
+            completion = await self._send_with_retries(request, messages, key, bill)
         finally:
-            self.budget.settle(ticket, sum(billed))
-            self.usage.cost += sum(billed)
+            self.budget.settle(ticket, sum(bill.costs), purpose=self.options.purpose, attempts=bill.attempts,
+                               prompt_tokens=completion.prompt_tokens if completion else 0,
+                               completion_tokens=completion.completion_tokens if completion else 0)
+            self.usage.cost += sum(bill.costs)
         if self.cache is not None:
             self.cache.put(key, {k: v for k, v in completion.__dict__.items() if k not in ("cached", "attempts")})
         return self._finish(completion)
@@ -180,7 +192,7 @@ class LiteLLMTeacher:
         return completion
 
     async def _send_with_retries(self, request: dict[str, Any], messages: list[dict[str, str]], key: str,
-                                 billed: list[float]) -> Completion:
+                                 bill: "_Bill") -> Completion:
         o = self.options
         attempts = 0
         counted = 0     # attempts that count against max_retries: a failed outage probe does not...
@@ -203,8 +215,9 @@ class LiteLLMTeacher:
                         attempts += 1
                         counted += 1
                         self.usage.attempts += 1
+                        bill.attempts += 1
                         try:
-                            completion = await self._send_once(request, messages, billed)
+                            completion = await self._send_once(request, messages, bill)
                         except TransientTeacherError as exc:
                             self.breaker.record_failure(probe, key, exc.reason)
                             if probe and free < o.max_retries:
@@ -222,7 +235,7 @@ class LiteLLMTeacher:
             raise
         raise AssertionError("unreachable")
 
-    async def _send_once(self, request: dict[str, Any], messages: list[dict[str, str]], billed: list[float]) -> Completion:
+    async def _send_once(self, request: dict[str, Any], messages: list[dict[str, str]], bill: "_Bill") -> Completion:
         o = self.options
         if self._rpm:
             await self._rpm.acquire()
@@ -247,7 +260,7 @@ class LiteLLMTeacher:
             if shard is not None:
                 self._shard_load[shard] -= 1
         completion = self._parse(response)
-        billed.append(completion.cost)
+        bill.costs.append(completion.cost)
         if bodies and _cut_short(bodies[-1]):
             raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
         return completion

@@ -152,3 +152,27 @@ def test_a_reply_cut_short_is_retried_and_never_saved(tmp_path):
     for path in (tmp_path / "run").rglob("*"):
         if path.is_file():
             assert cut.encode() not in path.read_bytes(), path
+
+
+def test_the_verifier_is_booked_in_the_manifest_beside_the_teacher(tmp_path):
+    """--verifier calls are paid for too: the manifest shows them apart, and the total includes them."""
+    from synth.testing import FakeTeacherServer, Reply
+
+    from conftest import pipeline_script
+
+    def script(body, attempt):
+        if "Task A:" in body["messages"][-1]["content"]:
+            return Reply("no", prompt_tokens=90, completion_tokens=1)
+        return pipeline_script(body, attempt)
+
+    with FakeTeacherServer(script) as server:
+        result = run(server, tmp_path / "run", verifier="openai/fake-teacher", recall_threshold=0.3,
+                     input_cost=1.0, output_cost=2.0)
+        asked = sum("Task A:" in a.body["messages"][-1]["content"] for a in server.attempts)
+    usage = result.manifest["usage"]
+    assert result.status == "completed" and asked > 0
+    assert usage["verifier"]["requests"] == asked and usage["verifier"]["prompt_tokens"] == 90 * asked
+    assert usage["verifier"]["cost_usd"] == pytest.approx(asked * (90 * 1.0 + 1 * 2.0) / 1e6, abs=1e-6)
+    assert usage["total_cost_usd"] == pytest.approx(usage["cost_usd"] + usage["verifier"]["cost_usd"], abs=1e-6)
+    stages = Counter(t["novelty"]["stage"] for t in read_complete_lines(tmp_path / "run" / "tasks.jsonl") if "novelty" in t)
+    assert stages["llm_verifier"] >= 1

@@ -262,6 +262,26 @@ def test_a_cut_reply_is_paid_for_and_counted_against_the_cap():
     assert teacher.budget.spent == pytest.approx(2 * one) == teacher.usage.cost   # what the server billed
 
 
+def test_the_spend_ledger_books_tokens_attempts_and_purpose_and_reloads_them(tmp_path):
+    replies = [Fault("status", status=500), Reply("whole", prompt_tokens=1000, completion_tokens=500)]
+    ledger = tmp_path / "spend.jsonl"
+    with FakeTeacherServer(scripted(replies)) as server:
+        budget = Budget.with_ledger(None, ledger)
+        teacher = make_teacher(server, budget=budget, options={"input_cost": 2.0, "output_cost": 8.0,
+                                                               "backoff_base": 0.01})
+        ask(teacher)
+        budget.reserve(0.5)                  # a request in flight when the process dies: reserved, never settled
+        budget.close()
+    again = Budget.with_ledger(None, ledger)
+    teacher_tally = again.tally("teacher").as_dict()
+    assert teacher_tally == {"requests": 1, "attempts": 2, "prompt_tokens": 1000, "completion_tokens": 500,
+                             "cost_usd": pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)}
+    assert again.tally("verifier").requests == 0
+    assert again.unsettled == pytest.approx(0.5) and again.spent == pytest.approx(0.5 + teacher_tally["cost_usd"])
+    again.settle(again.reserve(0.0), 0.25, purpose="verifier", attempts=1, prompt_tokens=9, completion_tokens=1)
+    assert again.tally("verifier").as_dict()["cost_usd"] == 0.25 and again.tally("teacher").requests == 1
+
+
 def test_a_new_request_takes_the_http_pool_with_the_fewest_in_flight():
     """Round-robin would queue a request behind a pool busy with slow replies while others sit idle."""
     async def picks():

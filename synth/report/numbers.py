@@ -118,7 +118,7 @@ def collect(run: str | Path, *, embedder: Embedder | None = None, sample_size: i
         "usage": {
             "tokens_per_record": _mean(usage), "cost_usd_per_record": _mean(costs),
             "run_tokens": run_usage.get("prompt_tokens", 0) + run_usage.get("completion_tokens", 0),
-            "run_cost_usd": run_usage.get("cost_usd", 0.0),
+            "run_cost_usd": run_usage.get("total_cost_usd", run_usage.get("cost_usd", 0.0)),   # verifier included
             "run_tokens_per_record": round((run_usage.get("prompt_tokens", 0) + run_usage.get("completion_tokens", 0))
                                            / len(records), 2) if records else None,
         },

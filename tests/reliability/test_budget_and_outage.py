@@ -1,9 +1,11 @@
 """--max-cost holds across kills, and a sustained outage pauses the run instead of hammering the server."""
 
+import json
 import signal
 import time
 
 import litellm
+import pytest
 
 import synth
 from synth.jsonl import read_complete_lines
@@ -20,28 +22,40 @@ def priced_reply(body, attempt):
     return reply
 
 
-def served_cost(server):
-    total = 0.0
+def served_costs(server):
+    """What each reply the server sent costs, at gpt-4o's prices."""
+    costs = []
     for a in server.attempts:
         if a.outcome == "reply":
             prompt = sum(len(m["content"]) for m in a.body["messages"]) // 4 + 1
             p, c = litellm.cost_per_token(model="gpt-4o", prompt_tokens=prompt, completion_tokens=300)
-            total += p + c
-    return total
+            costs.append(p + c)
+    return costs
+
+
+def served_cost(server):
+    return sum(served_costs(server))
+
+
+def priced_run(server, tmp_path, run, queries, *extra):
+    """synth answering `queries` queries as gpt-4o (priced) from the loopback server, 4 at a time."""
+    path = write_queries(tmp_path / "q.jsonl", queries)
+    return start_synth(["generate", "--queries", str(path), "--teacher", "openai/gpt-4o", "--api-base", server.url,
+                        "--out", str(run), "--max-tokens", "400", "--concurrency", "4", *extra])
+
+
+def kill_after_lines(proc, path, lines):
+    """SIGKILL the process once `path` holds `lines` lines."""
+    while proc.poll() is None and not (path.exists() and path.read_bytes().count(b"\n") >= lines):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
 
 
 def test_max_cost_holds_across_kills(tmp_path):
     with FakeTeacherServer(priced_reply, model_name="gpt-4o") as server:
-        queries = write_queries(tmp_path / "q.jsonl", 100)
         run = tmp_path / "run"
-        args = ["generate", "--queries", str(queries), "--teacher", "openai/gpt-4o", "--api-base", server.url,
-                "--out", str(run), "--max-cost", str(CAP), "--max-tokens", "400", "--concurrency", "4"]
-        proc = start_synth(args)
-        while proc.poll() is None and not ((run / "spend.jsonl").exists() and
-                                           (run / "spend.jsonl").read_bytes().count(b"\n") >= 6):
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_after_lines(priced_run(server, tmp_path, run, 100, "--max-cost", str(CAP)), run / "spend.jsonl", 6)
         result = run_synth(["generate", "--resume", str(run)])
         assert result.returncode == 3, result.stderr            # stopped at the cap, cleanly
         assert "--max-cost" in result.stderr
@@ -55,6 +69,26 @@ def test_max_cost_holds_across_kills(tmp_path):
     settled = sum(r["cost"] for r in ledger if "cost" in r)
     assert settled <= CAP + 1e-9
     assert sum(outcomes(run).values()) < 100
+
+
+def test_usage_totals_in_the_manifest_survive_a_kill(tmp_path):
+    """Tokens and cost are sums over the spend ledger, not a manifest saved every 2 s: a kill loses none of them."""
+    with FakeTeacherServer(priced_reply, model_name="gpt-4o") as server:
+        run = tmp_path / "run"
+        kill_after_lines(priced_run(server, tmp_path, run, 80), run / "data.jsonl", 25)
+        result = run_synth(["generate", "--resume", str(run)])
+        assert result.returncode == 0, result.stderr
+        served = [a for a in server.attempts if a.outcome == "reply"]
+        costs = served_costs(server)
+    usage = json.loads((run / "manifest.json").read_text())["usage"]
+    records = list(read_complete_lines(run / "data.jsonl"))
+    assert len(records) == 80
+    recorded = sum(r["provenance"]["usage"]["completion_tokens"] for r in records)
+    lost_in_flight = 4 * 300                                     # replies the kill cut off before they were booked
+    assert recorded <= usage["completion_tokens"] <= sum(a.usage["completion_tokens"] for a in served)
+    assert usage["completion_tokens"] >= sum(a.usage["completion_tokens"] for a in served) - lost_in_flight
+    assert sum(costs) - 4 * max(costs) - 1e-6 <= usage["cost_usd"] <= sum(costs) + 1e-6
+    assert usage["total_cost_usd"] == pytest.approx(usage["cost_usd"] + usage.get("unsettled_usd", 0.0), abs=1e-6)
 
 
 def test_sustained_outage_pauses_and_recovers(tmp_path):
