@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 
 def request_key(request: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of the request: model, messages and every parameter."""
@@ -21,10 +23,14 @@ class RequestCache:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, response TEXT NOT NULL)")
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{self.path}: cannot be used as the request cache ({exc}); "
+                              "give --cache a new file or an earlier run's cache.sqlite") from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()

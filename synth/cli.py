@@ -54,7 +54,8 @@ def generate(
     cache: Optional[Path] = typer.Option(None, help="Request cache file to share across runs (default RUN/cache.sqlite)."),
 ) -> None:
     """Bootstrap new tasks from seeds, gate them for novelty, and answer them with explanation traces."""
-    from .config import GenerateConfig, load_config_file
+    from .config import GenerateConfig
+    from .settings import load_config_file
     from .generate import generate as run_generate
 
     base = GenerateConfig.from_dict(load_config_file(config), str(config)) if config else None
@@ -82,14 +83,14 @@ def generate(
 
 @app.command()
 def export(
-    run: Path = typer.Argument(..., help="A synth run folder."),
+    run: Path = typer.Argument(..., help="A synth run folder (or its data.jsonl)."),
     format: str = typer.Option("openai-chat", "--format", help="openai-chat | alpaca | sharegpt | hf"),
     out_path: Path = typer.Option(..., "--out", help="File to write (a folder for hf)."),
 ) -> None:
     """Write a run's records in a format trainers read."""
     from .export import export as run_export
 
-    count = run_export(run, format, out_path)
+    count = run_export(run, format, out_path, warn=lambda message: _say(f"warning: {message}"))
     out.print(f"wrote {count} records to {out_path} ({format})")
 
 
@@ -154,6 +155,9 @@ class _progress:
             self.bar.stop()
 
 
+PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -163,7 +167,9 @@ def _click_errors() -> tuple[tuple, tuple, tuple, tuple]:
     (help asked for by giving no arguments, usage errors, other click errors, aborts)."""
     import click
 
-    modules = [click.exceptions]
+    import typer.exceptions
+
+    modules = [click.exceptions, typer.exceptions]
     with contextlib.suppress(ImportError):
         from typer._click import exceptions as vendored
 
@@ -208,8 +214,13 @@ def main() -> None:
         _say(f"error: {redact(str(exc))}")
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, *aborts):
-        err.print("interrupted: everything finished so far is saved; continue with synth generate --resume RUN", soft_wrap=True)
+        err.print("interrupted: everything finished so far is saved; continue with the same command and --resume",
+                  soft_wrap=True)
         sys.exit(130)
+    except PATH_ERRORS as exc:      # a path the user gave that is the wrong kind of thing, or not there
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(f"error: {where}{exc.strerror or exc}; give another path")
+        sys.exit(2)
     except OSError as exc:
         _say(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         sys.exit(1)

@@ -6,7 +6,6 @@ Precedence: defaults < a config file (or the run folder's saved config on --resu
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from .embeddings import DEFAULT_EMBEDDER
 from .errors import ConfigError
 from .filters import DEFAULT_BLACKLIST
+from .settings import from_dict
 
 LOCAL_TEACHER = "local"
 
@@ -89,26 +89,9 @@ class GenerateConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "GenerateConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}")
-        return cls(**values)
+        return from_dict(cls, values, source)
 
     def merged(self, overrides: dict[str, Any]) -> "GenerateConfig":
         """A copy with every override that is not None applied."""
         given = {k: v for k, v in overrides.items() if v is not None}
         return GenerateConfig.from_dict({**self.to_dict(), **given}, "flags")
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a JSON object of settings")
-    return values

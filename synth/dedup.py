@@ -8,9 +8,9 @@ paraphrases. Reads Alpaca JSON, ShareGPT, OpenAI chat, synth records and plain J
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import unicodedata
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 
+from .breaker import DEFAULT_MAX_OUTAGE
 from .embeddings import DEFAULT_EMBEDDER, Embedder, shared_embedder
-from .errors import ConfigError, InputFileError
+from .errors import ConfigError, InputFileError, TeacherOutageError
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:       # faiss loads only when a gate is built
@@ -50,6 +51,26 @@ class DedupConfig:
     verifier_model: str | None = None       # a litellm model string: the teacher that judges the band
     api_base: str | None = None
     cache: str | None = None                # request cache for the verifier's answers
+    timeout: float = 60.0                   # per verifier request attempt, in seconds
+    max_retries: int = 5                    # per verifier request
+    max_outage: float = DEFAULT_MAX_OUTAGE  # seconds the verifier may fail every attempt before dedup stops
+
+    def validate(self) -> "DedupConfig":
+        checks = [
+            (0.0 < self.threshold <= 1.0, "--threshold must be in (0, 1]"),
+            (self.recall_threshold is None or 0.0 <= self.recall_threshold <= self.threshold,
+             "--recall-threshold must be in [0, --threshold]"),
+            (self.top_k >= 1, "top_k must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.index in ("auto", "flat", "hnsw"), "--index must be auto, flat or hnsw"),
+            (self.timeout > 0, "--timeout must be positive"),
+            (self.max_retries >= 0, "--max-retries cannot be negative"),
+            (self.max_outage > 0, "--max-outage must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
 
 
 @dataclass
@@ -64,30 +85,55 @@ class DedupResult:
 
 # ---- reading -------------------------------------------------------------------------------------
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+def _read_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def _rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with _open_text(path) as fh:
-        head = fh.read(1)
-        while head and head.isspace():
+    """(line or position, parsed row) for a JSON array or JSONL file; unreadable bytes are an InputFileError."""
+    try:
+        with _read_bytes(path) as fh:
             head = fh.read(1)
-        if head == "[":
-            try:
-                data = json.loads(head + fh.read())
-            except ValueError as exc:
-                raise InputFileError(path, f"not valid JSON ({exc})") from None
-            yield from enumerate(data, start=1)
-            return
-        first = head + fh.readline()
-        for number, line in enumerate(itertools.chain([first], fh), start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except ValueError:
-                raise InputFileError(path, "not a JSON object on this line", number) from None
+            while head and head.isspace():
+                head = fh.read(1)
+            if head == b"[":
+                yield from enumerate(_json_array(path, head + fh.read()), start=1)
+                return
+            yield from _jsonl_rows(path, _prepend(head, fh))
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        raise InputFileError(path, "is not a complete gzip file (cut short or not gzip); check or re-create it") from None
+
+
+def _prepend(head: bytes, fh) -> Iterator[bytes]:
+    first = head + fh.readline()
+    if first:
+        yield first
+    yield from fh
+
+
+def _json_array(path: Path, data: bytes) -> list:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, "is not UTF-8 text", data[:exc.start].count(b"\n") + 1) from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputFileError(path, f"not valid JSON ({exc})") from None
+
+
+def _jsonl_rows(path: Path, lines: Iterator[bytes]) -> Iterator[tuple[int, Any]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputFileError(path, "is not UTF-8 text", number) from None
+        try:
+            yield number, json.loads(text)
+        except ValueError:
+            raise InputFileError(path, "not a JSON object on this line", number) from None
 
 
 def _first_turn(turns: list, role_key: str, text_key: str, roles: tuple[str, ...]) -> str | None:
@@ -171,10 +217,11 @@ def _drop(item: Item, reason: str, stage: str, kept_id: str | None, score: float
 def build_gate(config: DedupConfig, embedder: Embedder | None = None, verifier: Verifier | None = None) -> NoveltyGate:
     from .gate import NoveltyGate
 
-    if not 0.0 < config.threshold <= 1.0:
-        raise ConfigError("--threshold must be in (0, 1]")
+    config.validate()
     if verifier is None and config.verifier_model:
-        verifier = llm_verifier(config.verifier_model, api_base=config.api_base, cache_path=config.cache)
+        verifier = StopWhenVerifierIsDown(llm_verifier(
+            config.verifier_model, api_base=config.api_base, cache_path=config.cache, timeout=config.timeout,
+            max_retries=config.max_retries, max_outage=config.max_outage))
     recall = config.recall_threshold
     if verifier is not None and recall is None:
         recall = RECOMMENDED_RECALL_THRESHOLD
@@ -183,6 +230,28 @@ def build_gate(config: DedupConfig, embedder: Embedder | None = None, verifier: 
 
 
 RECOMMENDED_RECALL_THRESHOLD = 0.4   # see bench/RESULTS.md, "Novelty gate"
+
+
+class StopWhenVerifierIsDown:
+    """An LLMVerifier that stops dedup when it has never answered. A pair the verifier cannot judge is kept,
+    which is right for a failure now and then; against a dead endpoint it would retry every pair, one batch of
+    calls after another, and in the end keep them all."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.stage = inner.stage
+
+    def same_task(self, pairs: list[tuple[str, str]]) -> list[bool]:
+        verdicts = self.inner.same_task(pairs)
+        usage = self.inner.usage()
+        live_calls = usage["calls"] - usage["cached_calls"]
+        if usage["failures"] and usage["failures"] == live_calls:
+            raise TeacherOutageError("verifier_down", f"the verifier answered none of its {live_calls} requests; "
+                                     "check --verifier and --api-base, or raise --max-retries and --timeout")
+        return verdicts
+
+    def usage(self) -> dict[str, float]:
+        return self.inner.usage()
 
 
 def dedup_items(items: list[Item], gate: NoveltyGate, batch_size: int = 256,
@@ -209,11 +278,10 @@ def dedup(path: str | Path, out: str | Path, config: DedupConfig | None = None, 
           progress: Callable[[int, int], None] | None = None) -> DedupResult:
     """Write the kept rows of `path` to `out` (JSONL, rows unchanged) and every dropped one, with its reason and
     the id of the kept item it duplicates, to `dropped_path` (default OUT.dropped.jsonl)."""
-    config = config or DedupConfig()
+    config = (config or DedupConfig()).validate()
     out = Path(out)
     dropped_path = Path(dropped_path) if dropped_path else out.with_name(out.name.removesuffix(".jsonl") + ".dropped.jsonl")
-    if out.resolve() == Path(path).resolve():
-        raise ConfigError("--out would overwrite the input file; pick another path")
+    _refuse_clashing_paths(Path(path), out, dropped_path)
     items = read_dataset(path, config.field)
     gate = build_gate(config, embedder, verifier)
     kept, dropped = dedup_items(items, gate, config.batch_size, progress)
@@ -222,6 +290,16 @@ def dedup(path: str | Path, out: str | Path, config: DedupConfig | None = None, 
     _write_jsonl(dropped_path, dropped)
     usage = gate.verifier.usage() if hasattr(gate.verifier, "usage") else None
     return DedupResult(len(items), len(kept), Counter(row["reason"] for row in dropped), str(out), str(dropped_path), usage)
+
+
+def _refuse_clashing_paths(source: Path, out: Path, dropped_path: Path) -> None:
+    """Each output must be a file of its own: writing one over the input or over the other loses rows."""
+    if out.resolve() == source.resolve():
+        raise ConfigError("--out would overwrite the input file; pick another path")
+    if dropped_path.resolve() == source.resolve():
+        raise ConfigError("--dropped would overwrite the input file; pick another path")
+    if dropped_path.resolve() == out.resolve():
+        raise ConfigError("--dropped and --out name the same file; pick two different paths")
 
 
 def _write_jsonl(path: Path, rows) -> None:
@@ -245,6 +323,9 @@ def dedup_command(
     index: str = typer.Option("auto", help="auto | flat | hnsw (auto: exact search up to 1M items)."),
     field: Optional[str] = typer.Option(None, "--field", help="Compare this field of each row instead of the detected prompt."),
     batch_size: int = typer.Option(256, help="Items embedded and judged together."),
+    timeout: float = typer.Option(60.0, help="Hard deadline in seconds for one verifier request attempt."),
+    max_retries: int = typer.Option(5, help="Retries per verifier request on 408/409/429/5xx/connection errors."),
+    max_outage: float = typer.Option(DEFAULT_MAX_OUTAGE, help="Seconds the verifier may fail every attempt before dedup stops (exit 4)."),
 ) -> None:
     """Drop exact, normalised and near duplicates from a dataset; every drop has a reason and the kept item's id."""
     from rich.console import Console
@@ -252,9 +333,10 @@ def dedup_command(
 
     config = DedupConfig(threshold=threshold, recall_threshold=recall_threshold, embedder=embedder, index=index,
                          field=field, batch_size=batch_size, verifier_model=verifier, api_base=api_base,
-                         cache=str(cache or out.with_name(out.name + ".cache.sqlite")) if verifier else None)
+                         cache=str(cache or out.with_name(out.name + ".cache.sqlite")) if verifier else None,
+                         timeout=timeout, max_retries=max_retries, max_outage=max_outage)
     console = Console(stderr=True)
-    with Progress(console=console, transient=True) as bar:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("dedup", total=None)
         result = dedup(dataset, out, config, dropped_path=dropped,
                        progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -263,4 +345,5 @@ def dedup_command(
                     f"(listed in {result.dropped_path})", soft_wrap=True, highlight=False)
     if result.verifier_usage:
         u = result.verifier_usage
-        Console().print(f"verifier: {u['calls']} calls ({u['cached_calls']} cached), ${u['cost_usd']:.4f}", highlight=False)
+        Console().print(f"verifier: {u['calls']} calls ({u['cached_calls']} cached, {u['failures']} unanswered, their pairs kept), "
+                        f"${u['cost_usd']:.4f}", highlight=False)

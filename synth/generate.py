@@ -13,6 +13,7 @@ from .budget import Budget, Prices
 from .cache import RequestCache
 from .config import LOCAL_TEACHER, GenerateConfig
 from .embeddings import shared_embedder
+from .errors import ConfigError
 from .local_teacher import LocalTeacherServer
 from .pipeline import Generator, Progress, RunResult
 from .runfolder import CACHE, GATE, SPEND, RunFolder
@@ -26,6 +27,8 @@ def resolve_config(config: GenerateConfig | None = None, *, resume: str | Path |
     """defaults < config (or the run folder's saved config on resume) < overrides."""
     if resume is not None:
         base = RunFolder.existing(resume).load_config()
+        if overrides.get("out") is not None and Path(overrides["out"]).resolve() != Path(resume).resolve():
+            raise ConfigError(f"--resume {resume} continues that folder; drop --out {overrides['out']}")
         overrides["out"] = str(resume)
     else:
         base = config or GenerateConfig()
@@ -47,9 +50,12 @@ def generate(config: GenerateConfig | None = None, *, resume: str | Path | None 
     api_key = None if local else check_api_key(config.teacher, config.api_base)
     if config.max_cost is not None and not local:      # the embedded teacher costs nothing
         Prices(config.teacher, config.input_cost, config.output_cost).require()
+    same = config.verifier == config.teacher          # the verifier shares the teacher's endpoint and prices
+    verifier_key = check_api_key(config.verifier, config.api_base if same else None) if config.verifier else None
+    embedder = shared_embedder(config.embedder) if queries is None else None   # each fails before a folder is made
     run = RunFolder.existing(config.out) if resume is not None else RunFolder.create(config.out, overwrite=overwrite)
-    run.save_config(config)
     state = run.load_state()
+    run.save_config(config)
     with contextlib.ExitStack() as stack:
         options = _teacher_options(config)
         if local:
@@ -66,12 +72,11 @@ def generate(config: GenerateConfig | None = None, *, resume: str | Path | None 
 
             verifier = None
             if config.verifier:
-                same = config.verifier == config.teacher      # the teacher's endpoint and prices serve it too
                 verifier = llm_verifier(config.verifier, api_base=config.api_base if same else None,
-                                        cache_path=config.cache or run.file(CACHE), budget=budget,
+                                        cache_path=config.cache or run.file(CACHE), budget=budget, api_key=verifier_key,
                                         input_cost=config.input_cost if same else None,
                                         output_cost=config.output_cost if same else None)
-            gate = NoveltyGate(shared_embedder(config.embedder), config.novelty_threshold, index=config.novelty_index,
+            gate = NoveltyGate(embedder, config.novelty_threshold, index=config.novelty_index,
                                recall_threshold=config.recall_threshold if verifier else None, verifier=verifier,
                                store=run.path / GATE)
             pool = seeds + state.machine_tasks      # a resumed run finds these in the gate's store: nothing re-embedded

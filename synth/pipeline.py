@@ -127,10 +127,23 @@ class Generator:
         message = {
             "interrupted": f"interrupted: everything finished is saved; continue with synth generate --resume {self.run.path}",
             "stopped_budget": "stopped at --max-cost; raise it and run again with --resume to go on",
-            "stalled": f"stopped: {self.config.max_idle_rounds} bootstrap prompts in a row added no new task; "
-                       "try more seeds, a higher --novelty-threshold or a stronger --teacher",
+            "stalled": f"stopped: {self.config.max_idle_rounds} bootstrap prompts in a row added no new task "
+                       f"({self._commonest_losses()}); {self._stall_advice()}",
         }.get(status, "")
         return RunResult(str(self.run.path), status, self.records, manifest, message)
+
+    def _commonest_losses(self) -> str:
+        losses = (self.failed + self.rejected).most_common(3)
+        return "most often " + ", ".join(f"{reason} x{count}" for reason, count in losses) if losses else "no replies"
+
+    def _stall_advice(self) -> str:
+        top = (self.failed + self.rejected).most_common(1)
+        reason = top[0][0] if top else ""
+        if reason == "finish_length":
+            return "the teacher runs out of tokens: raise --max-tokens"
+        if reason.startswith("http_") or reason in ("connection", "unreachable", "deadline", "malformed"):
+            return "the teacher's calls fail: check --teacher and --api-base, or raise --timeout"
+        return "try more seeds, a higher --novelty-threshold or a stronger --teacher"
 
     def _final_status(self) -> str:
         if self.fatal is not None:

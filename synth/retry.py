@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import socket
 import time
 from typing import Any
 
@@ -14,12 +15,26 @@ RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 FATAL_STATUSES = {401, 403, 404}
 
 
+def _nothing_listening(exc: BaseException) -> str | None:
+    """The refused connection or unknown host under the SDKs' wrappers (litellm reports both as a 500), if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (ConnectionRefusedError, socket.gaierror)):
+            return "connection refused" if isinstance(cause, ConnectionRefusedError) else f"unknown host: {cause.strerror}"
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def classify(exc: BaseException) -> TeacherError:
     """Map an exception from litellm (or the deadline) to a transient, per-request or fatal TeacherError."""
     if isinstance(exc, TeacherError):
         return exc
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return TransientTeacherError("deadline", "request passed its deadline")
+    if (refusal := _nothing_listening(exc)) is not None:
+        return TransientTeacherError("unreachable", f"cannot connect ({refusal})")
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
     message = _short(redact(str(getattr(exc, "message", "") or exc)))

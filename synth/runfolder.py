@@ -5,13 +5,15 @@ Everything is append-only and crash-safe; on --resume the complete lines are the
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import GenerateConfig, load_config_file
+from .config import GenerateConfig
+from .settings import load_config_file
 from .errors import RunFolderError
 from .jsonl import JsonlAppender, read_complete_lines, write_json_atomic
 from .tasks import Task
@@ -82,25 +84,28 @@ class RunFolder:
 
     def load_state(self) -> RunState:
         state = RunState()
-        for row in read_complete_lines(self.file(TASKS)):
-            status = row.get("status")
-            if status == "bootstrap_started":
-                state.unfinished_bootstraps[row["bootstrap_no"]] = row["pool_ids"]
-                state.bootstrap_requests = max(state.bootstrap_requests, row["bootstrap_no"] + 1)
-            elif status == "bootstrap_done":
-                state.unfinished_bootstraps.pop(row["bootstrap_no"], None)
-            elif status == "completed":
-                state.completed_tasks.add(row["id"])
-            elif status == "accepted":
-                state.machine_tasks.append(Task.from_dict(row["task"]))
-                state.task_meta[row["task"]["id"]] = row
-                state.bootstrap_requests = max(state.bootstrap_requests, row.get("bootstrap_no", -1) + 1)
-        state.record_ids = {row["id"] for row in read_complete_lines(self.file(DATA))}
-        for row in read_complete_lines(self.file(REJECTED)):
-            state.rejected_ids.add(row["id"])
-            (state.failed if row.get("kind") == "failed" else state.rejected)[row["reason"]] += 1
-            if "bootstrap_no" in row:
-                state.bootstrap_requests = max(state.bootstrap_requests, row["bootstrap_no"] + 1)
+        with self._reading(TASKS):
+            for row in read_complete_lines(self.file(TASKS)):
+                status = row.get("status")
+                if status == "bootstrap_started":
+                    state.unfinished_bootstraps[row["bootstrap_no"]] = row["pool_ids"]
+                    state.bootstrap_requests = max(state.bootstrap_requests, row["bootstrap_no"] + 1)
+                elif status == "bootstrap_done":
+                    state.unfinished_bootstraps.pop(row["bootstrap_no"], None)
+                elif status == "completed":
+                    state.completed_tasks.add(row["id"])
+                elif status == "accepted":
+                    state.machine_tasks.append(Task.from_dict(row["task"]))
+                    state.task_meta[row["task"]["id"]] = row
+                    state.bootstrap_requests = max(state.bootstrap_requests, row.get("bootstrap_no", -1) + 1)
+        with self._reading(DATA):
+            state.record_ids = {row["id"] for row in read_complete_lines(self.file(DATA))}
+        with self._reading(REJECTED):
+            for row in read_complete_lines(self.file(REJECTED)):
+                state.rejected_ids.add(row["id"])
+                (state.failed if row.get("kind") == "failed" else state.rejected)[row["reason"]] += 1
+                if "bootstrap_no" in row:
+                    state.bootstrap_requests = max(state.bootstrap_requests, row["bootstrap_no"] + 1)
         manifest = self.file(MANIFEST)
         if manifest.is_file():
             try:
@@ -109,6 +114,15 @@ class RunFolder:
                 state.manifest = {}
         state.bootstrap_requests = max(state.bootstrap_requests, int(state.manifest.get("counts", {}).get("bootstrap_requests", 0)))
         return state
+
+    @contextlib.contextmanager
+    def _reading(self, name: str):
+        """A line synth did not write (a hand edit, another tool's file) is a one-line error, not a traceback."""
+        try:
+            yield
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise RunFolderError(f"{self.file(name)}: holds a line synth did not write ({type(exc).__name__}: {exc}); "
+                                 "restore the file, or start again with --overwrite") from None
 
     def appenders(self) -> dict[str, JsonlAppender]:
         return {name: JsonlAppender(self.file(name)) for name in (TASKS, DATA, REJECTED)}

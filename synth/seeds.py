@@ -33,7 +33,7 @@ def load_seeds(path: str | Path | None = None) -> list[Task]:
 
 def _load_file(path: Path) -> list[Task]:
     if not path.exists():
-        raise InputFileError(path, "no such seed file; pass --seeds with an existing JSONL or JSON file")
+        raise InputFileError(path, "no such file; give an existing JSONL or JSON file of tasks")
     raw = path.read_bytes()
     if path.suffix == ".gz":
         try:

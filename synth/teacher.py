@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from .budget import Budget, Prices
 from .breaker import DEFAULT_MAX_OUTAGE, OutageBreaker
 from .cache import RequestCache, request_key
-from .errors import MissingKeyError, StopRequested, TeacherError, TransientTeacherError
+from .errors import ConfigError, FatalTeacherError, MissingKeyError, StopRequested, TeacherError, TransientTeacherError
 from .ratelimit import WindowLimiter
 from .retry import classify, retry_after_seconds
 
@@ -107,6 +107,12 @@ def check_api_key(model: str, api_base: str | None) -> str | None:
     self-hosted servers (--api-base) that need none."""
     import litellm
 
+    litellm.suppress_debug_info = True
+    try:
+        litellm.get_llm_provider(model=model, api_base=api_base)
+    except Exception:
+        raise ConfigError(f"litellm cannot tell which provider serves {model!r}: name it as provider/model "
+                          "(openai/NAME with --api-base for an OpenAI-compatible server, anthropic/..., ollama/...)") from None
     status = litellm.validate_environment(model=model, api_base=api_base)
     missing = [k for k in status.get("missing_keys", []) if ("KEY" in k or "TOKEN" in k) and not os.environ.get(k)]
     if not missing:
@@ -131,6 +137,8 @@ class LiteLLMTeacher:
         self.usage = Usage()
         self._api_key = api_key if api_key is not None else (check_api_key(options.model, options.api_base) if check_key else None)
         self.stopping = False        # set on Ctrl-C/SIGTERM: nothing new is sent, calls in flight finish
+        self._answered = False       # the server has answered at least once (any HTTP reply)
+        self._refusals = 0
         self._openai_compatible = self._provider() == "openai"
         self._clients: list = []
         self._shard_load: list[int] = []
@@ -219,6 +227,7 @@ class LiteLLMTeacher:
                         try:
                             completion = await self._send_once(request, messages, bill)
                         except TransientTeacherError as exc:
+                            self._check_reachable(exc)
                             self.breaker.record_failure(probe, key, exc.reason)
                             if probe and free < o.max_retries:
                                 free += 1
@@ -226,14 +235,28 @@ class LiteLLMTeacher:
                             raise
                         except TeacherError:
                             self.breaker.record_success(probe)   # the server answered; it is not down
+                            self._answered = True
                             raise
                         self.breaker.record_success(probe)
+                        self._answered = True
                     completion.attempts = attempts
                     return completion
         except TeacherError:
             self.usage.failures += 1
             raise
         raise AssertionError("unreachable")
+
+    def _check_reachable(self, error: TransientTeacherError) -> None:
+        """A teacher that has never answered and refuses every connection is a wrong address, not an outage:
+        stop with one line instead of waiting out --max-outage."""
+        if error.reason != "unreachable":
+            self._answered = True
+            return
+        self._refusals += 1
+        if not self._answered and self._refusals >= self.breaker.threshold:
+            where = self.options.api_base or self.model
+            raise FatalTeacherError("unreachable", f"nothing answers at {where}: {error}; check --api-base and that "
+                                                   "the server is running, then go on with --resume")
 
     async def _send_once(self, request: dict[str, Any], messages: list[dict[str, str]], bill: "_Bill") -> Completion:
         o = self.options

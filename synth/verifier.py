@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .breaker import DEFAULT_MAX_OUTAGE
 from .prompts import render
 
 
@@ -80,7 +81,8 @@ class LLMVerifier:
 
 def llm_verifier(model: str, *, api_base: str | None = None, cache_path: str | Path | None = None,
                  budget=None, api_key: str | None = None, timeout: float = 60.0, max_retries: int = 5,
-                 input_cost: float | None = None, output_cost: float | None = None) -> LLMVerifier:
+                 input_cost: float | None = None, output_cost: float | None = None,
+                 max_outage: float = DEFAULT_MAX_OUTAGE) -> LLMVerifier:
     """An LLMVerifier over synth's litellm teacher: temperature 0, a few tokens per answer, a shared request cache.
     Its spending is booked as the "verifier" in the budget's ledger."""
     from .cache import RequestCache
@@ -89,7 +91,8 @@ def llm_verifier(model: str, *, api_base: str | None = None, cache_path: str | P
     key = api_key if api_key is not None else check_api_key(model, api_base)
     cache = RequestCache(Path(cache_path)) if cache_path else None
     options = TeacherOptions(model=model, api_base=api_base, temperature=0.0, max_tokens=16, timeout=timeout,
-                             max_retries=max_retries, input_cost=input_cost, output_cost=output_cost, purpose="verifier")
+                             max_retries=max_retries, max_outage=max_outage, input_cost=input_cost,
+                             output_cost=output_cost, purpose="verifier")
     return LLMVerifier(lambda: LiteLLMTeacher(options, cache=cache, budget=budget, api_key=key, check_key=False))
 
 

@@ -111,11 +111,8 @@ def test_malformed_input_names_file_and_line(tmp_path, content, message):
 
 
 def test_command_writes_both_files_and_says_what_it_dropped(tmp_path, embedder):
-    app = typer.Typer()
-    app.command("dedup")(dedup_command)
-    app.command("noop")(lambda: None)     # two commands, so typer keeps the subcommand name
     source = write_json(tmp_path / "alpaca.json", ALPACA)
-    result = CliRunner().invoke(app, ["dedup", str(source), "--out", str(tmp_path / "clean.jsonl"), "--threshold", "0.9"])
+    result = CliRunner().invoke(dedup_app(), ["dedup", str(source), "--out", str(tmp_path / "clean.jsonl"), "--threshold", "0.9"])
     assert result.exit_code == 0, result.output
     assert "kept 4 of 7" in result.output and "1 near_duplicate" in result.output
     assert len(read_jsonl(tmp_path / "clean.jsonl")) == 4 and len(read_jsonl(tmp_path / "clean.dropped.jsonl")) == 3
@@ -127,3 +124,91 @@ def test_command_refuses_to_overwrite_its_input(tmp_path):
     source = write_json(tmp_path / "a.json", ALPACA)
     with pytest.raises(ConfigError):
         dedup(source, source)
+
+
+def dedup_app():
+    app = typer.Typer()
+    app.command("dedup")(dedup_command)
+    app.command("noop")(lambda: None)     # two commands, so typer keeps the subcommand name
+    return app
+
+
+@pytest.mark.parametrize("dropped_name, message", [
+    ("clean.jsonl", "--dropped and --out name the same file"),
+    ("a.json", "--dropped would overwrite the input file"),
+])
+def test_dropped_path_may_not_clash_with_out_or_input(tmp_path, dropped_name, message):
+    from synth.errors import ConfigError
+
+    source = write_json(tmp_path / "a.json", ALPACA)
+    before = source.read_bytes()
+    with pytest.raises(ConfigError, match=message):
+        dedup(source, tmp_path / "clean.jsonl", dropped_path=tmp_path / dropped_name)
+    assert source.read_bytes() == before and not (tmp_path / "clean.jsonl").exists()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"batch_size": 0}, "--batch-size must be at least 1"),
+    ({"batch_size": -1}, "--batch-size must be at least 1"),
+    ({"threshold": 1.5}, "--threshold must be in"),
+    ({"recall_threshold": 0.95}, "--recall-threshold must be in"),
+    ({"index": "tree"}, "--index must be"),
+    ({"timeout": 0}, "--timeout must be positive"),
+    ({"max_retries": -1}, "--max-retries cannot be negative"),
+    ({"max_outage": 0}, "--max-outage must be positive"),
+])
+def test_bad_numbers_are_refused_before_any_work(tmp_path, setting, message):
+    from synth.errors import ConfigError
+
+    source = write_json(tmp_path / "a.json", ALPACA)
+    with pytest.raises(ConfigError, match=message):
+        dedup(source, tmp_path / "clean.jsonl", DedupConfig(**setting))
+    assert not (tmp_path / "clean.jsonl").exists()
+
+
+def _gzip_cut_in_half(path):
+    data = gzip.compress(b'{"prompt": "one"}\n' * 200)
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("name, write, message", [
+    ("u.jsonl", lambda p: p.write_bytes(b'{"prompt": "ok"}\n{"prompt": "\xff\xfe"}\n'), r"u\.jsonl:2: is not UTF-8 text"),
+    ("u.json", lambda p: p.write_bytes(b'[{"prompt": "ok"},\n{"prompt": "\xff"}]'), r"u\.json:2: is not UTF-8 text"),
+    ("cut.jsonl.gz", _gzip_cut_in_half, r"cut\.jsonl\.gz: is not a complete gzip file"),
+    ("plain.jsonl.gz", lambda p: p.write_text('{"prompt": "one"}\n'), r"plain\.jsonl\.gz: is not a complete gzip file"),
+])
+def test_unreadable_bytes_are_an_input_file_error(tmp_path, name, write, message):
+    write(tmp_path / name)
+    with pytest.raises(InputFileError, match=message):
+        read_dataset(tmp_path / name)
+
+
+def test_dead_verifier_endpoint_ends_fast_with_an_outage_error(tmp_path, embedder, monkeypatch):
+    import socket
+    import time
+
+    from synth.errors import TeacherOutageError
+
+    monkeypatch.setattr("synth.dedup.shared_embedder", lambda name: embedder)
+    with socket.socket() as sock:           # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    rows = [{"prompt": f"Tell me something interesting about {topic}."} for topic in ("rivers", "chess", "jazz", "tax law")]
+    source = write_jsonl(tmp_path / "plain.jsonl", rows)
+    started = time.monotonic()
+    result = CliRunner().invoke(dedup_app(), [
+        "dedup", str(source), "--out", str(tmp_path / "out.jsonl"), "--threshold", "0.99", "--recall-threshold", "0",
+        "--verifier", "openai/x", "--api-base", f"http://127.0.0.1:{port}/v1",
+        "--max-retries", "0", "--timeout", "2", "--max-outage", "2"])
+    assert isinstance(result.exception, TeacherOutageError), result.output
+    assert "answered none" in str(result.exception) and "--api-base" in str(result.exception)
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_command_prints_no_blank_line_on_stderr(tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr("synth.dedup.shared_embedder", lambda name: embedder)
+    source = write_json(tmp_path / "alpaca.json", ALPACA)
+    result = CliRunner().invoke(dedup_app(), ["dedup", str(source), "--out", str(tmp_path / "clean.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""

@@ -154,3 +154,124 @@ def test_vendi_and_pairwise_distance_on_known_vectors():
 def test_fixed_sample_is_seeded():
     assert list(metrics.sample_rows(1000, 5, seed=3)) == list(metrics.sample_rows(1000, 5, seed=3))
     assert list(metrics.sample_rows(4, 10)) == [0, 1, 2, 3]
+
+
+# Bad input: a one-line error naming the file (and line), exit code 2, never a traceback.
+
+def report_cli(monkeypatch, capsys, *args):
+    from synth.cli import main
+
+    monkeypatch.setattr("sys.argv", ["synth", "report", *map(str, args)])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    captured = capsys.readouterr()
+    return stop.value.code, captured.err
+
+
+@pytest.mark.parametrize("name, text, fragment", [
+    ("config.json", '{"novelty_threshold": ', "config.json: not valid JSON (Expecting value: line 1"),
+    ("config.json", "[1, 2]\n", "config.json: holds an array, not a JSON object"),
+    ("config.json", '{"novelty_threshold": "high"}', "config.json: novelty_threshold must be a number"),
+    ("manifest.json", '{"status": "comp', "manifest.json: not valid JSON"),
+])
+def test_broken_json_file_is_a_one_line_error(run_folder, monkeypatch, capsys, name, text, fragment):
+    (run_folder / name).write_text(text)
+    code, err = report_cli(monkeypatch, capsys, run_folder)
+    assert code == 2 and "Traceback" not in err
+    assert err.count("\n") == 1 and fragment in err and "move it aside" in err
+
+
+@pytest.mark.parametrize("name, line, fragment", [
+    ("data.jsonl", {"instruction": "Add 2 and 2.", "input": "", "output": "4"}, "data.jsonl:9: not a synth record"),
+    ("data.jsonl", 5, "data.jsonl:9: a number, not a synth record"),
+    ("data.jsonl", "{not json", "data.jsonl:9: not valid JSON"),
+    ("rejected.jsonl", 5, "rejected.jsonl:6: a number, not a JSON object"),
+    ("tasks.jsonl", [1], "tasks.jsonl:6: an array, not a JSON object"),
+])
+def test_a_line_that_is_not_a_synth_row_names_file_and_line(run_folder, name, line, fragment):
+    from synth.errors import InputFileError
+
+    with open(run_folder / name, "a") as fh:
+        fh.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+    with pytest.raises(InputFileError, match=re.escape(fragment)):
+        collect(run_folder)
+
+
+def test_a_cut_last_line_is_still_skipped(run_folder, embedder):
+    with open(run_folder / "data.jsonl", "a") as fh:
+        fh.write('{"id": "rec-cut", "task": {"id"')
+    assert collect(run_folder, embedder=embedder, clusters=3)["counts"]["records"] == 8
+
+
+@pytest.mark.parametrize("option, value", [("sample_size", -5), ("sample_size", 1), ("clusters", 0), ("seed", -1)])
+def test_numeric_options_are_checked(run_folder, option, value):
+    from synth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')} must be"):
+        collect(run_folder, **{option: value})
+
+
+def test_negative_sample_size_on_the_command_line(run_folder, monkeypatch, capsys):
+    code, err = report_cli(monkeypatch, capsys, run_folder, "--sample-size", "-5")
+    assert code == 2 and err.count("\n") == 1 and "--sample-size must be at least 2" in err
+
+
+class CountingEmbedder:
+    """A 4-d stand-in that records what it was asked to embed."""
+    name, dim = "counting", 4
+
+    def __init__(self):
+        self.seen = []
+
+    def encode(self, texts):
+        self.seen += texts
+        return np.array([[len(t), t.count(" "), t.count("e"), 1.0] for t in texts], dtype=np.float32)
+
+
+def cut_items_line(gate):
+    lines = (gate / "items.jsonl").read_text().splitlines(keepends=True)
+    lines[1] = lines[1][:12] + "\n"
+    (gate / "items.jsonl").write_text("".join(lines))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda gate: (gate / "meta.json").write_text('{"embedder": "coun'),
+    lambda gate: (gate / "meta.json").write_text('{"embedder": "counting"}'),
+    cut_items_line,
+    lambda gate: (gate / "items.jsonl").write_text("5\n"),
+], ids=["meta-cut", "meta-no-dim", "items-cut", "items-number"])
+def test_an_unreadable_gate_store_is_re_embedded_with_a_note(run_folder, damage):
+    from synth.embeddings import EmbeddingStore
+
+    gate = run_folder / "gate"
+    fake = CountingEmbedder()
+    EmbeddingStore(gate, fake.name, fake.dim).append([t for t, *_ in TASKS], [i for _, i, *_ in TASKS],
+                                                      fake.encode([i for _, i, *_ in TASKS]))
+    fake.seen.clear()
+    damage(gate)
+    numbers = collect(run_folder, embedder=fake, clusters=3)
+    assert set(fake.seen) >= {i for _, i, *_ in TASKS}                 # the tasks were embedded afresh
+    [note] = numbers["notes"]
+    assert note.startswith(str(gate / "")) and "embedded the tasks afresh" in note and "\n" not in note
+
+
+def test_the_command_warns_in_one_line_about_an_unreadable_gate_store(run_folder, monkeypatch, capsys):
+    (run_folder / "gate").mkdir()
+    (run_folder / "gate" / "meta.json").write_text('{"embedder": "bundled:all-MiniLM-L6-v2", "di')
+    code, err = report_cli(monkeypatch, capsys, run_folder, "--clusters", "3")
+    assert code == 0 and err.count("\n") == 1
+    assert err.startswith("warning: ") and "gate/meta.json: not valid JSON" in err
+    assert json.loads((run_folder / "report" / "report.json").read_text())["notes"] == [err[len("warning: "):].strip()]
+
+
+def test_an_empty_run_is_reported_without_warnings(tmp_path, embedder):
+    import warnings
+
+    run = tmp_path / "empty"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"embedder": "bundled:all-MiniLM-L6-v2"}))
+    (run / "data.jsonl").write_text("")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = build_report(run, embedder=embedder)
+    assert json.loads(paths.numbers.read_text())["counts"]["records"] == 0

@@ -65,5 +65,5 @@ def test_bad_seed_files_name_file_and_line(tmp_path, content, message):
 
 
 def test_missing_seed_file(tmp_path):
-    with pytest.raises(InputFileError, match="no such seed file"):
+    with pytest.raises(InputFileError, match="no such file"):
         load_seeds(tmp_path / "nope.jsonl")

@@ -47,6 +47,22 @@ def test_user_errors_are_one_line(tmp_path, student):
     assert_one_line_error(synth_train("--resume", tmp_path / "nothing"), "nothing to resume")
 
 
+def test_bad_settings_are_one_line_and_leave_no_folder_behind(tmp_path, student):
+    data = write_run(tmp_path / "run", 6)
+    assert_one_line_error(synth_train(data, "--student", student, "--scheduler", "bogus", "--out", tmp_path / "a"),
+                          "--scheduler must be one of", "cosine")
+    (tmp_path / "typed.json").write_text('{"epochs": "3"}')
+    assert_one_line_error(synth_train(data, "--config", tmp_path / "typed.json", "--out", tmp_path / "b"),
+                          "typed.json", "epochs must be an integer")
+    # found only once the student is loaded (after the progress log): the error is still one line, and the
+    # corrected command is not refused afterwards
+    result = synth_train(data, "--student", student, "--target-modules", "no_such_layer", "--out", tmp_path / "c")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --target-modules no_such_layer fits no layer") and "all-linear" in last
+    assert not (tmp_path / "c" / "train_config.json").exists()
+
+
 def test_flags_reach_the_config_and_a_run_finishes(tmp_path, student):
     run = write_run(tmp_path / "run", 8)
     result = synth_train(run, "--student", student, "--out", tmp_path / "out", "--max-steps", "2", "--lora-r", "4",

@@ -21,4 +21,6 @@ def report_command(
     from .build import build_report
 
     paths = build_report(run, out, sample_size=sample_size, clusters=clusters, seed=seed)
+    for note in paths.notes:
+        Console(stderr=True).print(f"warning: {note}", soft_wrap=True, highlight=False, markup=False)
     Console().print(f"wrote {paths.card}, {paths.html} and {paths.numbers}", soft_wrap=True, highlight=False)

@@ -11,17 +11,72 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..embeddings import Embedder, EmbeddingStore, shared_embedder
-from ..errors import RunFolderError
-from ..jsonl import read_complete_lines
+from ..embeddings import DEFAULT_EMBEDDER, Embedder, EmbeddingStore, shared_embedder
+from ..errors import ConfigError, InputFileError, RunFolderError
 from ..runfolder import CONFIG, DATA, MANIFEST, REJECTED, TASKS
 
 GATE_FOLDER = "gate"           # where a run keeps its gate's vectors (see NoveltyGate(store=...))
 GATE_STAGES = ("filter", "novelty")
 
 
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+              bool: "true or false", type(None): "null"}
+MOVE_ASIDE = "fix it, or move it aside to report without it"
+FIX_LINE = "synth report reads the run folders synth generate writes: fix or delete that line"
+
+
+def _json(path: Path, advice: str = MOVE_ASIDE) -> dict[str, Any]:
+    """A JSON object file of the run folder; {} when there is none."""
+    if not path.is_file():
+        return {}
+    advice = f"; {advice}" if advice else ""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        why = f"{exc.msg}: line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise InputFileError(path, f"not valid JSON ({why}){advice}") from None
+    if not isinstance(value, dict):
+        raise InputFileError(path, f"holds {JSON_KINDS[type(value)]}, not a JSON object{advice}")
+    return value
+
+
+def _record_problem(row: Any) -> str | None:
+    """Why a data.jsonl line is not a synth record, as far as the report reads one."""
+    if not isinstance(row, dict):
+        return f"{JSON_KINDS[type(row)]}, not a synth record"
+    for key, kind in (("task", dict), ("response", str), ("system_message", dict), ("provenance", dict)):
+        if not isinstance(row.get(key), kind):
+            return f"not a synth record (no {key!r} that is {JSON_KINDS[kind]})"
+    if not isinstance(row["task"].get("id"), str) or not isinstance(row["task"].get("instruction"), str):
+        return "not a synth record (its task lacks an id or an instruction)"
+    return None
+
+
+def _row_problem(row: Any) -> str | None:
+    return None if isinstance(row, dict) else f"{JSON_KINDS[type(row)]}, not a JSON object"
+
+
+def _rows(path: Path, problem=_row_problem) -> list[dict[str, Any]]:
+    """The rows of a run's JSONL file. A last line without its newline is a write cut short by a crash and is
+    skipped, as `read_complete_lines` does; any other line that is not a row synth wrote is an error."""
+    rows = []
+    if not path.is_file():
+        return rows
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not raw.endswith(b"\n"):
+                break
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except ValueError:
+                raise InputFileError(path, f"not valid JSON; {FIX_LINE}", line=number) from None
+            why = problem(row)
+            if why:
+                raise InputFileError(path, f"{why}; {FIX_LINE}", line=number)
+            rows.append(row)
+    return rows
 
 
 def _mean(values: list[float]) -> float | None:
@@ -48,18 +103,41 @@ def acceptance_over_run(accepted: list[dict], rejected: list[dict], window: int 
             "overall": round(sum(took.values()) / total, 4) if total else None}
 
 
-def _vectors(run: Path, ids: list[str], texts: list[str], embedder: Embedder | None) -> np.ndarray:
-    """Vectors for the texts: from the run's gate store where it has them, embedded otherwise."""
-    found: dict[str, np.ndarray] = {}
-    meta = _json(run / GATE_FOLDER / EmbeddingStore.META)
-    if meta:
-        store_ids, _, vectors = EmbeddingStore(run / GATE_FOLDER, meta["embedder"], meta["dim"]).load()
-        wanted = set(ids)
-        found = {i: v for i, v in zip(store_ids, vectors) if i in wanted}
+def _stored_vectors(folder: Path, embedder: Embedder | None) -> tuple[dict[str, np.ndarray], str | None]:
+    """The vectors a run's gate saved, by id, and the embedder that made them; nothing when there are none, or
+    when they come from another embedder than the one given."""
+    meta = _json(folder / EmbeddingStore.META, "")
+    if not meta:
+        return {}, None
+    name, dim = meta.get("embedder"), meta.get("dim")
+    if not isinstance(name, str) or type(dim) is not int or dim < 1:
+        raise InputFileError(folder / EmbeddingStore.META, "lacks the embedder's name or dimension")
+    if embedder is not None and (embedder.name, embedder.dim) != (name, dim):
+        return {}, None
+    try:
+        ids, _, vectors = EmbeddingStore(folder, name, dim).load()
+    except (ValueError, TypeError):
+        raise InputFileError(folder / EmbeddingStore.ITEMS, "holds a line that is not an [id, text] pair") from None
+    return dict(zip(ids, vectors)), name
+
+
+def _gate_vectors(run: Path, embedder: Embedder | None, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
+    """The gate store's vectors, or none with a note when it cannot be read: the store is a cache of embeddings,
+    not the data, so the report embeds the tasks afresh rather than stopping."""
+    try:
+        return _stored_vectors(run / GATE_FOLDER, embedder)
+    except InputFileError as exc:
+        notes.append(f"{exc}; embedded the tasks afresh instead (move {run / GATE_FOLDER} aside and "
+                     "synth generate --resume rebuilds it)")
+        return {}, None
+
+
+def _vectors(ids: list[str], texts: list[str], stored: dict[str, np.ndarray], embedder: Embedder | str) -> np.ndarray:
+    """Vectors for the texts: stored ones where there are, embedded otherwise."""
+    found = {i: stored[i] for i in ids if i in stored}
     missing = [k for k, i in enumerate(ids) if i not in found]
     if missing:
-        embedder = embedder or shared_embedder(meta.get("embedder") or _json(run / CONFIG).get("embedder") or
-                                               "bundled:all-MiniLM-L6-v2")
+        embedder = shared_embedder(embedder) if isinstance(embedder, str) else embedder
         for k, vector in zip(missing, embedder.encode([texts[k] for k in missing])):
             found[ids[k]] = vector
     if not ids:
@@ -67,16 +145,30 @@ def _vectors(run: Path, ids: list[str], texts: list[str], embedder: Embedder | N
     return np.stack([found[i] for i in ids]).astype(np.float32)
 
 
+def check_options(sample_size: int, clusters: int, seed: int) -> None:
+    """The report's numeric options, checked before any file is read."""
+    if sample_size < 2:
+        raise ConfigError(f"--sample-size must be at least 2, not {sample_size}: the Vendi score and the pairwise "
+                          "distance compare tasks with each other")
+    if clusters < 2:
+        raise ConfigError(f"--clusters must be at least 2, not {clusters}: coverage counts the clusters tasks fall in")
+    if not 0 <= seed < 2 ** 31:
+        raise ConfigError(f"--seed must be between 0 and {2 ** 31 - 1}, not {seed}")
+
+
 def collect(run: str | Path, *, embedder: Embedder | None = None, sample_size: int = 500, clusters: int = 20,
             seed: int = 0) -> dict[str, Any]:
+    check_options(sample_size, clusters, seed)
     run = Path(run)
     if not (run / DATA).is_file() and not (run / CONFIG).is_file():
         raise RunFolderError(f"{run} is not a synth run folder (no {DATA} or {CONFIG})")
     config, manifest = _json(run / CONFIG), _json(run / MANIFEST)
-    records = list(read_complete_lines(run / DATA))
-    rejected = list(read_complete_lines(run / REJECTED))
-    accepted_tasks = [row for row in read_complete_lines(run / TASKS) if row.get("status") == "accepted"]
+    records = _rows(run / DATA, _record_problem)
+    rejected = _rows(run / REJECTED)
+    accepted_tasks = [row for row in _rows(run / TASKS) if row.get("status") == "accepted"]
     threshold = config.get("novelty_threshold", 0.9)
+    if type(threshold) not in (int, float) or not isinstance(config.get("embedder", ""), str):
+        raise InputFileError(run / CONFIG, f"novelty_threshold must be a number and embedder a name; {MOVE_ASIDE}")
 
     instructions = [r["task"]["instruction"] for r in records]
     responses = [r["response"] for r in records]
@@ -90,8 +182,8 @@ def collect(run: str | Path, *, embedder: Embedder | None = None, sample_size: i
         "counts": {
             "records": len(records), "tasks_in_records": len(tasks),
             "tasks_accepted": len(accepted_tasks),
-            "rejected": dict(Counter(r["reason"] for r in rejected if r.get("kind") != "failed")),
-            "failed": dict(Counter(r["reason"] for r in rejected if r.get("kind") == "failed")),
+            "rejected": dict(Counter(r.get("reason", "unknown") for r in rejected if r.get("kind") != "failed")),
+            "failed": dict(Counter(r.get("reason", "unknown") for r in rejected if r.get("kind") == "failed")),
             "rejected_by_stage": dict(Counter(r.get("stage", "?") for r in rejected)),
         },
         "acceptance": acceptance_over_run(accepted_tasks, rejected),
@@ -126,7 +218,8 @@ def collect(run: str | Path, *, embedder: Embedder | None = None, sample_size: i
         "config": config,
         "manifest_status": manifest.get("status"),
     }
-    numbers["diversity"] = _diversity(run, config, tasks, embedder, sample_size, clusters, seed)
+    numbers["notes"] = []       # what the reader of the report should know: a cache that could not be used
+    numbers["diversity"] = _diversity(run, config, tasks, embedder, sample_size, clusters, seed, numbers["notes"])
     return numbers
 
 
@@ -145,19 +238,21 @@ def _shares(values) -> dict[str, float]:
 
 
 def _diversity(run: Path, config: dict, tasks: dict[str, str], embedder, sample_size: int, clusters: int,
-               seed: int) -> dict[str, Any]:
+               seed: int, notes: list[str]) -> dict[str, Any]:
     """Over the distinct task instructions of the records: pairwise distance and Vendi score on a fixed seeded
     sample, and how many k-means clusters of seeds + tasks the tasks occupy."""
     from ..seeds import load_seeds
 
+    stored, stored_by = _gate_vectors(run, embedder, notes)
+    embed_with = embedder if embedder is not None else stored_by or config.get("embedder") or DEFAULT_EMBEDDER
     ids, texts = list(tasks), list(tasks.values())
     rows = metrics.sample_rows(len(ids), sample_size, seed)
-    vectors = _vectors(run, [ids[i] for i in rows], [texts[i] for i in rows], embedder)
+    vectors = _vectors([ids[i] for i in rows], [texts[i] for i in rows], stored, embed_with)
     try:
         seeds = load_seeds(config.get("seeds"))
     except Exception:      # the seed file moved since the run: report without the reference clusters
         seeds = []
-    seed_vectors = _vectors(run, [s.id for s in seeds], [s.instruction for s in seeds], embedder) if seeds else vectors[:0]
+    seed_vectors = _vectors([s.id for s in seeds], [s.instruction for s in seeds], stored, embed_with) if seeds else vectors[:0]
     distance = metrics.mean_pairwise_cosine_distance(vectors)
     vendi = metrics.vendi_score(vectors) if len(vectors) else None
     return {

@@ -63,8 +63,10 @@ def acceptance(numbers: dict[str, Any]) -> bytes:
 
 def shares(numbers: dict[str, Any], key: str, title: str) -> bytes:
     items = list(numbers["shares"][key].items())[::-1]
-    figure, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * max(len(items), 1)))
+    figure, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * max(len(items), 3)))   # lower, tight_layout gives up
     ax.barh([k for k, _ in items], [v for _, v in items], color="#4c8bf5")
+    if not items:
+        ax.text(0.5, 0.5, "no records", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("share of records")
     ax.set_title(title)
     return _png(figure)

@@ -51,7 +51,7 @@ def train_command(
     from rich.console import Console
     from transformers.utils import logging as hf_logging
 
-    from ..config import load_config_file
+    from ..settings import load_config_file
     from .api import train
     from .config import TrainConfig
 

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..settings import from_dict, load_config_file
 
 DEFAULT_STUDENT = "default"
 CONFIG_FILE = "train_config.json"
 GENERIC_SYSTEM = "You are a helpful assistant."
 ATTENTION = ("auto", "packed", "sdpa", "eager", "flash_attention_2")
+# transformers' schedulers that need nothing beyond warm-up and total steps
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial", "inverse_sqrt")
 
 
 @dataclass
@@ -72,6 +75,8 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
+            (self.scheduler in SCHEDULERS, f"--scheduler must be one of {', '.join(SCHEDULERS)}"),
+            (bool(self.target_modules) and all(self.target_modules), "--target-modules needs at least one layer name"),
             (0.0 <= self.warmup_ratio < 1.0, "--warmup-ratio must be in [0, 1)"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.grad_accum >= 1, "--grad-accum must be at least 1"),
@@ -96,11 +101,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}")
-        return cls(**values)
+        return from_dict(cls, values, source)
 
     def merged(self, overrides: dict[str, Any]) -> "TrainConfig":
         """A copy with every override that is not None applied."""
@@ -120,4 +121,4 @@ class TrainConfig:
             from ..errors import RunFolderError
 
             raise RunFolderError(f"{folder} is not a synth train output folder (no {CONFIG_FILE}); nothing to resume")
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+        return cls.from_dict(load_config_file(path), str(path))

@@ -76,7 +76,7 @@ class Trainer:
         self.train_convs, self.eval_convs = split(conversations, c.eval_fraction, c.eval_max, c.seed)
         self.provenance = {"data": fingerprint(c.data), "train_ids": [x.id for x in self.train_convs],
                            "eval_ids": [x.id for x in self.eval_convs]}
-        self._prepare_out()
+        self._refuse_existing_out()
         if self.world.main:
             self.student_folder = resolve_student(c.student)   # builds the default student's cache once
         self.world.barrier()
@@ -97,6 +97,7 @@ class Trainer:
                  f"{self.counts['dropped'] + self.counts['eval_dropped']} dropped (longer than {c.max_len} tokens)")
         self.liger = apply_liger(model, c)
         self.model = add_lora(model, c, self.runtime)
+        self._prepare_out()          # only now: a bad student, template or setting leaves no half-made folder behind
         self.ddp_model = self.model
         if self.world.distributed:
             ids = [self.world.local_rank] if self.runtime.device.type == "cuda" else None
@@ -105,14 +106,15 @@ class Trainer:
         self._restore()
         return self
 
+    def _refuse_existing_out(self) -> None:
+        if not self.resume and (self.out / "train_config.json").exists():
+            raise RunFolderError(f"{self.out} already holds a training run; pass --resume to continue it "
+                                 "or --overwrite to start again")
+
     def _prepare_out(self) -> None:
-        c = self.config
         if self.world.main:
-            if not self.resume and (self.out / "train_config.json").exists():
-                raise RunFolderError(f"{self.out} already holds a training run; pass --resume to continue it "
-                                     "or --overwrite to start again")
             self.out.mkdir(parents=True, exist_ok=True)
-            c.save(self.out)
+            self.config.save(self.out)
         self.world.barrier()
 
     def _schedule(self) -> None:

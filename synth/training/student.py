@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from .config import DEFAULT_STUDENT, TrainConfig
 from .errors import StudentError
 
@@ -168,4 +169,8 @@ def add_lora(model: Any, config: TrainConfig, runtime: Runtime) -> Any:
         targets = "all-linear"
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora)
+    try:
+        return get_peft_model(model, lora)
+    except ValueError:            # peft's NoMatchingPeftModuleError among them: no layer has that name
+        raise ConfigError(f"--target-modules {','.join(config.target_modules)} fits no layer of the student; "
+                          "use all-linear, or layer names such as q_proj,v_proj") from None
