@@ -85,3 +85,17 @@ def test_fingerprint_names_the_data_file_and_its_hash(run):
     with open(run / "data.jsonl", "a") as fh:
         fh.write(json.dumps(record(99)) + "\n")
     assert fingerprint(run)["sha256"] != first["sha256"]
+
+
+def test_gzipped_jsonl_loads_and_damaged_bytes_are_one_line(tmp_path):
+    import gzip
+
+    text = "".join(json.dumps(record(i)) + "\n" for i in range(3))
+    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(text.encode()))
+    assert [c.id for c in load_conversations(tmp_path / "d.jsonl.gz")] == ["rec-0000", "rec-0001", "rec-0002"]
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(text.encode())[:40])
+    with pytest.raises(InputFileError, match="not a complete gzip file"):
+        load_conversations(tmp_path / "cut.jsonl.gz")
+    (tmp_path / "latin.jsonl").write_bytes(text.encode() + b'{"instruction": "caf\xe9"}\n')
+    with pytest.raises(InputFileError, match=r"latin.jsonl:4.*not UTF-8"):
+        load_conversations(tmp_path / "latin.jsonl")

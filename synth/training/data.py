@@ -8,12 +8,14 @@ synth records in any JSONL, and a folder written by `synth export --format hf`.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import random
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import InputFileError
 from ..records import chat_messages, user_message
@@ -57,25 +59,36 @@ def _row_id(row: dict[str, Any], fallback: str) -> str:
     return str(row.get("id") or fallback)
 
 
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of a JSONL file, gzipped or not; a damaged gzip stream is a one-line error."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            yield from enumerate(fh, start=1)
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        raise InputFileError(path, "is not a complete gzip file (cut short, or not gzip at all); re-create it") from None
+
+
 def _from_jsonl(path: Path) -> list[Conversation]:
     conversations = []
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            if not raw.endswith(b"\n") and path.name == DATA:
-                break                                   # a record cut short by a crash: synth never counts it
-            try:
-                row = json.loads(raw)
-            except ValueError as exc:
-                raise InputFileError(path, f"not valid JSON ({exc})", number) from None
-            if not isinstance(row, dict):
-                raise InputFileError(path, "each line must be a JSON object", number)
-            try:
-                messages = _checked(row_messages(row), path, number)
-            except (KeyError, TypeError) as exc:
-                raise InputFileError(path, f"missing field {exc}", number) from None
-            conversations.append(Conversation(_row_id(row, f"line-{number}"), messages))
+    for number, raw in _lines(path):
+        if not raw.strip():
+            continue
+        if not raw.endswith(b"\n") and path.name == DATA:
+            break                                   # a record cut short by a crash: synth never counts it
+        try:
+            row = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InputFileError(path, "is not UTF-8 text; save the dataset as UTF-8", number) from None
+        except ValueError as exc:
+            raise InputFileError(path, f"not valid JSON ({exc})", number) from None
+        if not isinstance(row, dict):
+            raise InputFileError(path, "each line must be a JSON object", number)
+        try:
+            messages = _checked(row_messages(row), path, number)
+        except (KeyError, TypeError) as exc:
+            raise InputFileError(path, f"missing field {exc}", number) from None
+        conversations.append(Conversation(_row_id(row, f"line-{number}"), messages))
     return conversations
 
 
