@@ -22,9 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from synth.embeddings import Embedder  # noqa: E402
-from synth.gate import NoveltyGate  # noqa: E402
-from synth.verifier import LLMVerifier  # noqa: E402
+from synth.gate.embeddings import Embedder  # noqa: E402
+from synth.gate.novelty import NoveltyGate  # noqa: E402
+from synth.gate.verifier import LLMVerifier  # noqa: E402
 
 PAIRS = ROOT / "tests" / "data" / "task_pairs.jsonl"
 T0 = ROOT.parent / "shared" / "data" / "t0_train_50k.jsonl.gz"
@@ -108,7 +108,7 @@ def oracle_script(labels: dict[frozenset, bool]):
 
 
 def two_stage_rows(embedder: Embedder, pairs: list[dict], truth: list[bool]) -> list[str]:
-    from synth.teacher import LiteLLMTeacher, TeacherOptions
+    from synth.teacher.client import LiteLLMTeacher, TeacherOptions
     from synth.testing import FakeTeacherServer
 
     labels = {frozenset((p["a"], p["b"])): p["same_task"] for p in pairs}
@@ -116,7 +116,7 @@ def two_stage_rows(embedder: Embedder, pairs: list[dict], truth: list[bool]) -> 
     with FakeTeacherServer(oracle_script(labels)) as server:
         options = TeacherOptions(model="openai/oracle", api_base=server.url, temperature=0.0, max_tokens=16, max_retries=0)
         for recall_threshold in (0.3, 0.4, 0.5, 0.6):
-            verifier = LLMVerifier(lambda: LiteLLMTeacher(options, api_key="sk-loopback"))
+            verifier = LLMVerifier(LiteLLMTeacher(options, api_key="sk-loopback"))
             predicted = []
             for pair in pairs:
                 gate = NoveltyGate(embedder, 0.95, recall_threshold=recall_threshold, verifier=verifier)

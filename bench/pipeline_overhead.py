@@ -33,7 +33,7 @@ import conftest  # noqa: E402  (the scripted teacher of the test suite, served b
 import numpy as np  # noqa: E402
 
 import synth  # noqa: E402
-import synth.generate  # noqa: E402
+import synth.generation.api  # noqa: E402
 from synth.testing.soak import replace_section  # noqa: E402
 
 
@@ -90,7 +90,7 @@ def every_task_text() -> list[str]:
 
 def run(server, folder, args, embedder):
     server.reset()
-    with unittest.mock.patch.object(sys.modules["synth.generate"], "shared_embedder", lambda name=None: embedder):
+    with unittest.mock.patch.object(sys.modules["synth.generation.api"], "shared_embedder", lambda name=None: embedder):
         cpu0, wall0 = time.process_time(), time.monotonic()
         result = synth.generate(out=folder, teacher="openai/fake-teacher", api_base=server.url, num=args.num,
                                 concurrency=args.concurrency, timeout=120.0)
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per arm, interleaved")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
-    real = synth.embeddings.shared_embedder()            # loaded before the clock starts
+    real = synth.gate.embeddings.shared_embedder()            # loaded before the clock starts
     free = FreeEmbedder(real, every_task_text())
     runs = {"real": [], "free": []}
     with tempfile.TemporaryDirectory() as tmp, ServerProcess("pipeline") as server:

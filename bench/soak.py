@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synth.jsonl import read_complete_lines
+from synth.files import read_complete_lines
 from synth.records import schema_errors
 from synth.testing import FakeTeacherServer, OutageScript, Reply, expected_rejections, explain_reply, fault_mix
 from synth.testing.soak import billed, canary_hits, lost_and_duplicated, replace_section, write_queries

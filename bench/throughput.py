@@ -27,7 +27,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _latency import ideal_makespan, latency_for, make_script, query_of  # noqa: E402
-from synth.testing import FakeTeacherServer, request_key  # noqa: E402
+from synth.testing import FakeTeacherServer  # noqa: E402
 import synth.testing.server as server_module  # noqa: E402
 from synth.testing.soak import replace_section  # noqa: E402
 

@@ -1,25 +1,34 @@
-"""synth: explained instruction-tuning data from teacher LLMs (Self-Instruct + Orca), gated for novelty."""
+"""synth: explained instruction-tuning data from teacher LLMs (Self-Instruct + Orca), gated for novelty.
+
+The package reads like the pipeline:
+
+    formats/     the one reader and writer of datasets (every shape users bring, and the export formats)
+    teacher/     the teacher layer: litellm client, retries, outage breaker, cache, budget, rate limits, embedded model
+    generation/  seeds -> bootstrap -> filters -> gate -> instances -> Orca answer -> run folder
+    gate/        embeddings, the novelty index, the verifier, and dedup built on them
+    report/      numbers, plots, card and page for a run
+    training/    the LoRA SFT recipe
+    cli/         one thin module per command
+"""
 
 from ._version import __version__
-from .config import GenerateConfig
-from .embeddings import Embedder, EmbeddingStore
 from .errors import (BudgetExceeded, ConfigError, FatalTeacherError, InputFileError, MissingKeyError, SynthError,
                      TeacherError, TeacherOutageError)
-from .export import FORMATS, export, load_records
-from .verifier import EmbeddingVerifier, LLMVerifier, llm_verifier
-from .generate import generate
-from .local_teacher import LocalTeacherServer
-from .pipeline import RunResult
+from .formats import read_rows, write_rows
+from .formats.export import FORMATS, export, load_records
+from .gate.embeddings import Embedder, EmbeddingStore
+from .gate.verifier import EmbeddingVerifier, LLMVerifier, llm_verifier
+from .generation import GenerateConfig, RunResult, generate, load_seeds
 from .records import validate_record
-from .seeds import load_seeds
 from .tasks import Task
-from .teacher import Completion, LiteLLMTeacher, TeacherOptions
+from .teacher import Completion, LiteLLMTeacher, LocalTeacherServer, TeacherOptions
 
-# Names whose modules pull in faiss or matplotlib load on first use, so `import synth` stays light.
+# Names whose modules pull in faiss, matplotlib or torch load on first use, so `import synth` stays light.
 _LAZY = {
-    "dedup": ".dedup", "DedupConfig": ".dedup", "DedupResult": ".dedup",
-    "NoveltyGate": ".gate", "Verdict": ".gate", "Verifier": ".gate", "INDEX_KINDS": ".gate",
-    "build_report": ".report", "ReportPaths": ".report",
+    "dedup": ".gate.dedup", "DedupConfig": ".gate.dedup", "DedupResult": ".gate.dedup",
+    "NoveltyGate": ".gate.novelty", "Verdict": ".gate.novelty", "Verifier": ".gate.novelty",
+    "INDEX_KINDS": ".gate.novelty",
+    "build_report": ".report", "ReportPaths": ".report", "ReportConfig": ".report",
     "train": ".training", "TrainConfig": ".training", "TrainResult": ".training", "TrainingError": ".training",
 }
 
@@ -33,11 +42,13 @@ def __getattr__(name: str):
         return value
     raise AttributeError(f"module 'synth' has no attribute {name!r}")
 
+
 __all__ = [
     "__version__", "GenerateConfig", "generate", "RunResult", "export", "load_records", "FORMATS", "load_seeds",
-    "Task", "LiteLLMTeacher", "TeacherOptions", "Completion", "NoveltyGate", "Verdict", "Embedder",
-    "LocalTeacherServer", "validate_record", "SynthError", "ConfigError", "InputFileError", "MissingKeyError",
-    "TeacherError", "FatalTeacherError", "TeacherOutageError", "BudgetExceeded", "dedup", "DedupConfig", "DedupResult", "EmbeddingStore",
-    "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier", "llm_verifier", "build_report", "ReportPaths",
-    "train", "TrainConfig", "TrainResult", "TrainingError",
+    "read_rows", "write_rows", "Task", "LiteLLMTeacher", "TeacherOptions", "Completion", "NoveltyGate", "Verdict",
+    "Embedder", "LocalTeacherServer", "validate_record", "SynthError", "ConfigError", "InputFileError",
+    "MissingKeyError", "TeacherError", "FatalTeacherError", "TeacherOutageError", "BudgetExceeded", "dedup",
+    "DedupConfig", "DedupResult", "EmbeddingStore", "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier",
+    "llm_verifier", "build_report", "ReportPaths", "ReportConfig", "train", "TrainConfig", "TrainResult",
+    "TrainingError",
 ]

@@ -3,7 +3,8 @@
     SynthError
     ├── ConfigError            a flag or config value that cannot work
     ├── InputFileError         a seed or dataset file that is missing or malformed (names file and line)
-    ├── RunFolderError         an output folder that exists, or a resume folder that does not
+    ├── RunFolderError         an output folder that exists, a resume folder that does not, a damaged run file
+    │   └── RunFolderBusy      another process holds the run folder's lock
     ├── PromptError            a template that is missing or lacks a variable
     ├── SchemaError            a record that fails the record schema (a bug, never written)
     ├── MissingKeyError        the teacher's API key variable is not set
@@ -13,17 +14,47 @@
     ├── StopRequested          Ctrl-C or SIGTERM: no new request is sent, those in flight finish
     └── TeacherError           a teacher call failed for good
         ├── FatalTeacherError  no retry can help: bad key, exhausted quota; stops the run
-        │   └── TeacherOutageError  every attempt failed for longer than --max-outage; stops the run
+        │   ├── TeacherOutageError      every attempt failed for longer than --max-outage; stops the run
+        │   └── TeacherRefusesSettings  every request refused (400) before any reply: the settings are wrong
         └── TransientTeacherError  retried and still failing (timeouts, 429, 5xx)
+
+Every error names its outcome (`outcome`); `EXIT_CODES` is the one table from outcome to exit code, for errors and
+for the ways a run can end alike (`RunResult.status`).
 """
 
 from __future__ import annotations
+
+EXIT_CODES = {
+    "completed": 0,          # done
+    "stalled": 1,            # bootstrap prompts stopped adding tasks; the message says what to change
+    "diverged": 1,           # training loss became NaN or inf
+    "failed": 1,             # a run that ended on an error of its own
+    "usage": 2,              # a user error: a bad setting, a wrong path, a damaged input file
+    "budget": 3,             # stopped at --max-cost
+    "teacher": 4,            # the teacher refused for good, stayed down past --max-outage, or never answered
+    "storage": 5,            # the output folder cannot be written
+    "incomplete": 6,         # finished, but some requests failed for good; --resume sends them again
+    "interrupted": 130,      # Ctrl-C or SIGTERM
+}
+RUN_STATUSES = {"completed": "completed", "stalled": "stalled", "stopped_budget": "budget",
+                "interrupted": "interrupted", "incomplete": "incomplete", "failed": "failed"}
+
+
+def exit_code(error: BaseException | str) -> int:
+    """The exit code of an error, or of a run's final status."""
+    if isinstance(error, str):
+        return EXIT_CODES[RUN_STATUSES.get(error, "failed")]
+    return EXIT_CODES[getattr(error, "outcome", "failed")]
 
 
 class SynthError(Exception):
     """Base of every error synth raises on purpose."""
 
-    exit_code = 2
+    outcome = "usage"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
 
 
 class ConfigError(SynthError):
@@ -39,6 +70,10 @@ class InputFileError(SynthError):
 
 
 class RunFolderError(SynthError):
+    pass
+
+
+class RunFolderBusy(RunFolderError):
     pass
 
 
@@ -62,15 +97,15 @@ class LocalTeacherError(SynthError):
 
 
 class BudgetExceeded(SynthError):
-    exit_code = 3
+    outcome = "budget"
 
 
 class StorageError(SynthError):
-    exit_code = 5
+    outcome = "storage"
 
 
 class StopRequested(SynthError):
-    exit_code = 130
+    outcome = "interrupted"
 
 
 class TeacherError(SynthError):
@@ -82,11 +117,15 @@ class TeacherError(SynthError):
 
 
 class FatalTeacherError(TeacherError):
-    exit_code = 4
+    outcome = "teacher"
 
 
 class TeacherOutageError(FatalTeacherError):
     pass
+
+
+class TeacherRefusesSettings(FatalTeacherError):
+    outcome = "usage"
 
 
 class TransientTeacherError(TeacherError):

@@ -9,12 +9,12 @@ import socket
 import pytest
 
 import synth
-from synth.cache import RequestCache
-from synth.config import GenerateConfig
+from synth.teacher.cache import RequestCache
+from synth.generation.config import GenerateConfig
 from synth.errors import ConfigError, MissingKeyError, RunFolderError, TeacherError, TransientTeacherError
-from synth.retry import classify
+from synth.teacher.retry import classify
 from synth.settings import load_config_file
-from synth.teacher import LiteLLMTeacher, TeacherOptions, check_api_key
+from synth.teacher.client import LiteLLMTeacher, TeacherOptions, check_api_key
 from synth.testing import FakeTeacherServer, explain_reply
 from synth.training.config import TrainConfig
 
@@ -24,7 +24,7 @@ from test_cli import assert_one_line_error, synth_cli
 @pytest.mark.parametrize("values, message", [
     ({"num": "ten"}, "num must be an integer or null, not \"ten\""),
     ({"concurrency": None}, "concurrency must be an integer, not null"),
-    ({"timeout": True}, "timeout must be a number, not true"),
+    ({"timeout": True}, "timeout must be a finite number, not true"),
     ({"blacklist": ["image", 3]}, "blacklist must be a list of strings"),
     ({"teacher": ["gpt-4o"]}, "teacher must be a string"),
 ])
@@ -122,7 +122,7 @@ def test_resume_refuses_another_out_and_a_damaged_run_folder(tmp_path):
         config_before = (run / "config.json").read_text()
         with open(run / "tasks.jsonl", "a") as fh:
             fh.write('{"status": "accepted"}\n5\n')
-        with pytest.raises(RunFolderError, match="tasks.jsonl: holds a line synth did not write"):
+        with pytest.raises(RunFolderError, match=r"tasks.jsonl:2: its 'task' is null, not an object, so synth did not write it"):
             synth.generate(resume=str(run), num=5)
         assert (run / "config.json").read_text() == config_before        # nothing rewritten on the way out
 

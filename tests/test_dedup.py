@@ -4,11 +4,12 @@ import gzip
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from synth.dedup import DedupConfig, dedup, dedup_command, item_text, read_dataset
-from synth.embeddings import shared_embedder
+from synth.cli import app as synth_app
+from synth.formats import example
+from synth.gate.dedup import DedupConfig, dedup, read_dataset
+from synth.gate.embeddings import shared_embedder
 from synth.errors import InputFileError
 
 ALPACA = [
@@ -81,11 +82,12 @@ def test_same_task_reason_comes_from_the_verifier(tmp_path, embedder):
                    {"role": "assistant", "content": "Hello"}]}, "Hi there"),
     ({"conversations": [{"from": "human", "value": "What is 2+2?"}, {"from": "gpt", "value": "4"}]}, "What is 2+2?"),
     ({"instruction": "Translate", "input": "bonjour", "output": "hello"}, "Translate\n\nbonjour"),
-    ({"task": {"instruction": "Add the numbers"}, "instance": {"input": "2 and 3"}, "response": "5"}, "Add the numbers\n\n2 and 3"),
+    ({"task": {"instruction": "Add the numbers"}, "instance": {"input": "2 and 3"}, "response": "5",
+      "system_message": {"id": "s", "text": "Be brief."}}, "Add the numbers\n\n2 and 3"),
     ({"prompt": "Question: why is the sky blue?", "completion": "..."}, "Question: why is the sky blue?"),
 ])
 def test_text_is_found_in_every_format(row, expected):
-    assert item_text(row) == expected
+    assert example(row).prompt == expected
 
 
 def test_gzipped_jsonl_and_ids_from_rows(tmp_path):
@@ -99,10 +101,10 @@ def test_named_field_overrides_detection(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"prompt": "fine"}\n{"prompt": broken\n', "d.jsonl:2: not a JSON object"),
+    ('{"prompt": "fine"}\n{"prompt": broken\n', "d.jsonl:2: is not valid JSON"),
     ('{"prompt": "fine"}\n{"answer": "no text"}\n', "d.jsonl:2: no text to compare"),
-    ('[{"instruction": "x"}, 5]', "d.jsonl:2: expected a JSON object"),
-    ("", "holds no items"),
+    ('[{"instruction": "x"}, 5]', r"d.jsonl: row 2: expected a JSON object"),
+    ("", "holds no rows"),
 ])
 def test_malformed_input_names_file_and_line(tmp_path, content, message):
     (tmp_path / "d.jsonl").write_text(content, encoding="utf-8")
@@ -127,15 +129,12 @@ def test_command_refuses_to_overwrite_its_input(tmp_path):
 
 
 def dedup_app():
-    app = typer.Typer()
-    app.command("dedup")(dedup_command)
-    app.command("noop")(lambda: None)     # two commands, so typer keeps the subcommand name
-    return app
+    return synth_app
 
 
 @pytest.mark.parametrize("dropped_name, message", [
     ("clean.jsonl", "--dropped and --out name the same file"),
-    ("a.json", "--dropped would overwrite the input file"),
+    ("a.json", "--dropped .*a.json is or holds the input"),
 ])
 def test_dropped_path_may_not_clash_with_out_or_input(tmp_path, dropped_name, message):
     from synth.errors import ConfigError
@@ -150,12 +149,13 @@ def test_dropped_path_may_not_clash_with_out_or_input(tmp_path, dropped_name, me
 @pytest.mark.parametrize("setting, message", [
     ({"batch_size": 0}, "--batch-size must be at least 1"),
     ({"batch_size": -1}, "--batch-size must be at least 1"),
-    ({"threshold": 1.5}, "--threshold must be in"),
-    ({"recall_threshold": 0.95}, "--recall-threshold must be in"),
+    ({"threshold": 1.5}, "--threshold must be at most 1, not 1.5"),
+    ({"recall_threshold": 0.95}, "--recall-threshold must be at most --threshold"),
     ({"index": "tree"}, "--index must be"),
-    ({"timeout": 0}, "--timeout must be positive"),
-    ({"max_retries": -1}, "--max-retries cannot be negative"),
-    ({"max_outage": 0}, "--max-outage must be positive"),
+    ({"timeout": 0}, "--timeout must be above 0, not 0"),
+    ({"max_retries": -1}, "--max-retries must be at least 0, not -1"),
+    ({"max_outage": 0}, "--max-outage must be above 0, not 0"),
+    ({"threshold": float("nan")}, "threshold must be a finite number, not nan"),
 ])
 def test_bad_numbers_are_refused_before_any_work(tmp_path, setting, message):
     from synth.errors import ConfigError
@@ -189,7 +189,7 @@ def test_dead_verifier_endpoint_ends_fast_with_an_outage_error(tmp_path, embedde
 
     from synth.errors import TeacherOutageError
 
-    monkeypatch.setattr("synth.dedup.shared_embedder", lambda name: embedder)
+    monkeypatch.setattr("synth.gate.dedup.shared_embedder", lambda name: embedder)
     with socket.socket() as sock:           # a loopback port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -207,7 +207,7 @@ def test_dead_verifier_endpoint_ends_fast_with_an_outage_error(tmp_path, embedde
 
 
 def test_command_prints_no_blank_line_on_stderr(tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr("synth.dedup.shared_embedder", lambda name: embedder)
+    monkeypatch.setattr("synth.gate.dedup.shared_embedder", lambda name: embedder)
     source = write_json(tmp_path / "alpaca.json", ALPACA)
     result = CliRunner().invoke(dedup_app(), ["dedup", str(source), "--out", str(tmp_path / "clean.jsonl")])
     assert result.exit_code == 0, result.output

@@ -1,14 +1,15 @@
-"""`synth export` reads only well-formed synth records, says which line is not one, and never writes into its input."""
+"""`synth export` reads a run or any dataset synth reads, says which line it cannot read, and never writes into its
+input."""
 
 import json
 
 import pytest
 
 from synth.errors import ConfigError, InputFileError
-from synth.export import export, load_records
+from synth.formats.export import export, load_records
 from test_cli import assert_one_line_error, synth_cli
 
-NOT_A_RECORD = "export reads a synth run folder or the data.jsonl of one"
+WHAT_EXPORT_READS = "export reads a synth run folder or any dataset synth reads"
 
 
 def record(number):
@@ -68,7 +69,7 @@ def test_a_cut_last_line_is_skipped_and_reported(run):
     (run / "data.jsonl").write_text("".join(lines[:4]) + lines[4][:40], encoding="utf-8")
     notices = []
     assert len(load_records(run, warn=notices.append)) == 4
-    assert len(notices) == 1 and "data.jsonl:5: skipped 1 record cut short" in notices[0]
+    assert len(notices) == 1 and "data.jsonl:5: skipped a last line cut short" in notices[0]
 
 
 def test_cli_says_it_skipped_a_cut_last_line(run, tmp_path):
@@ -76,7 +77,7 @@ def test_cli_says_it_skipped_a_cut_last_line(run, tmp_path):
     (run / "data.jsonl").write_text("".join(lines[:4]) + lines[4][:40], encoding="utf-8")
     result = synth_cli("export", str(run), "--out", str(tmp_path / "out.jsonl"))
     assert result.returncode == 0 and "wrote 4 records" in result.stdout
-    assert "warning:" in result.stderr and "skipped 1 record" in result.stderr
+    assert "warning:" in result.stderr and "skipped a last line cut short" in result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 4
 
 
@@ -96,25 +97,41 @@ def _gzip(path):
      r"cut_middle\.jsonl:3: is not valid JSON"),
     ("bad.jsonl", lambda p: p.write_text("{oops\n"), r"bad\.jsonl:1: is not valid JSON"),
     ("utf.jsonl", lambda p: p.write_bytes(record_lines(1)[0].encode() + b'\xff\xfe\n'), r"utf\.jsonl:2: is not UTF-8 text"),
-    ("empty.jsonl", lambda p: p.write_text(""), r"empty\.jsonl: holds no records"),
-    ("blank.jsonl", lambda p: p.write_text("\n\n"), r"blank\.jsonl: holds no records"),
-    ("nums.jsonl", lambda p: p.write_text("1\n2\n"), r"nums\.jsonl:1: not a synth record \(a JSON int, not an object\)"),
-    ("alpaca.jsonl", lambda p: p.write_text(json.dumps({"instruction": "a", "input": "", "output": "b"}) + "\n"),
-     r"alpaca\.jsonl:1: not a synth record \(no 'id' string\)"),
+    ("empty.jsonl", lambda p: p.write_text(""), r"empty\.jsonl: holds no rows"),
+    ("blank.jsonl", lambda p: p.write_text("\n\n"), r"blank\.jsonl: holds no rows"),
+    ("nums.jsonl", lambda p: p.write_text("1\n2\n"), r"nums\.jsonl:1: expected a JSON object, not int"),
+    ("colours.jsonl", lambda p: p.write_text(json.dumps({"colour": "red"}) + "\n"),
+     r"colours\.jsonl:1: not a row shape synth knows.*" + WHAT_EXPORT_READS),
     ("no_system.jsonl", lambda p: p.write_text(json.dumps({**record(0), "system_message": {"id": "x"}}) + "\n"),
-     r"no_system\.jsonl:1: not a synth record \(no string system_message\.text\)"),
-    ("data.jsonl.gz", _gzip, r"data\.jsonl\.gz: is compressed"),
+     r"no_system\.jsonl:1: not a synth record: system_message\.text must be a string"),
 ])
 def test_bad_input_names_file_and_line(tmp_path, name, write, message):
     write(tmp_path / name)
     with pytest.raises(InputFileError, match=message) as info:
         export(tmp_path / name, "alpaca", tmp_path / "out.json")
-    assert NOT_A_RECORD in str(info.value) and "\n" not in str(info.value)
+    assert "\n" not in str(info.value)
     assert not (tmp_path / "out.json").exists()
 
 
-def test_cli_bad_row_is_one_line_with_exit_2(tmp_path):
+@pytest.mark.parametrize("name, write", [
+    ("alpaca.jsonl", lambda p: p.write_text(json.dumps({"instruction": "a", "input": "", "output": "b"}) + "\n")),
+    ("data.jsonl.gz", _gzip),
+])
+def test_any_dataset_exports_not_only_runs(tmp_path, name, write):
+    write(tmp_path / name)
+    assert export(tmp_path / name, "sharegpt", tmp_path / "out.jsonl") >= 1
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert all(row["conversations"][-1]["from"] == "gpt" for row in rows)
+
+
+def test_load_records_wants_synth_records(tmp_path):
     (tmp_path / "alpaca.jsonl").write_text(json.dumps({"instruction": "a", "input": "", "output": "b"}) + "\n")
-    result = synth_cli("export", str(tmp_path / "alpaca.jsonl"), "--format", "alpaca", "--out", str(tmp_path / "o.json"))
+    with pytest.raises(InputFileError, match=r"alpaca\.jsonl:1: not a synth record \(no 'id' string\)"):
+        load_records(tmp_path / "alpaca.jsonl")
+
+
+def test_cli_bad_row_is_one_line_with_exit_2(tmp_path):
+    (tmp_path / "rows.jsonl").write_text(json.dumps({"colour": "red"}) + "\n")
+    result = synth_cli("export", str(tmp_path / "rows.jsonl"), "--format", "alpaca", "--out", str(tmp_path / "o.json"))
     assert result.returncode == 2
-    assert_one_line_error(result, "alpaca.jsonl:1: not a synth record", NOT_A_RECORD)
+    assert_one_line_error(result, "rows.jsonl:1: not a row shape synth knows", WHAT_EXPORT_READS)

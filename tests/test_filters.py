@@ -1,6 +1,6 @@
 import pytest
 
-from synth.filters import FilterConfig, filter_reason
+from synth.generation.filters import FilterConfig, filter_reason
 
 
 @pytest.mark.parametrize("instruction, reason", [

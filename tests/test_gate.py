@@ -2,8 +2,8 @@
 
 import pytest
 
-from synth.embeddings import shared_embedder
-from synth.gate import NoveltyGate
+from synth.gate.embeddings import shared_embedder
+from synth.gate.novelty import NoveltyGate
 
 POOL = [
     ("p1", "Translate the sentence 'good morning' into Spanish."),
@@ -64,13 +64,12 @@ def test_threshold_is_configurable(embedder):
 
 # ---- two stages, index choice and persistence, with a small hand-made embedder -----------------------------
 
-import json
 
 import numpy as np
 
 from synth.errors import ConfigError
-from synth.gate import index_kind_for
-from synth.verifier import EmbeddingVerifier, LLMVerifier
+from synth.gate.novelty import index_kind_for
+from synth.gate.verifier import EmbeddingVerifier, LLMVerifier
 from synth.testing import FakeTeacherServer, Reply
 
 
@@ -222,8 +221,8 @@ def same_task_script(body, attempt):
 
 
 def test_llm_verifier_decides_the_band_and_is_cached(embedder, tmp_path):
-    from synth.cache import RequestCache
-    from synth.teacher import LiteLLMTeacher, TeacherOptions
+    from synth.teacher.cache import RequestCache
+    from synth.teacher.client import LiteLLMTeacher, TeacherOptions
 
     pool = [("p1", "Translate 'good morning' into Spanish.")]
     candidates = ["How do you say 'good morning' in Spanish?", "Translate 'good night' into French."]
@@ -231,7 +230,7 @@ def test_llm_verifier_decides_the_band_and_is_cached(embedder, tmp_path):
     with FakeTeacherServer(same_task_script) as server:
         options = TeacherOptions(model="openai/judge", api_base=server.url, temperature=0.0, max_tokens=16,
                                  max_retries=0, timeout=5)
-        verifier = LLMVerifier(lambda: LiteLLMTeacher(options, cache=cache, api_key="sk-test"))
+        verifier = LLMVerifier(LiteLLMTeacher(options, cache=cache, api_key="sk-test"))
         for round_no in range(2):
             gate = NoveltyGate(embedder, 0.95, recall_threshold=0.3, verifier=verifier)
             gate.add([i for i, _ in pool], [t for _, t in pool])
@@ -243,6 +242,24 @@ def test_llm_verifier_decides_the_band_and_is_cached(embedder, tmp_path):
     usage = verifier.usage()
     assert usage["calls"] == 4 and usage["cached_calls"] == 2 and usage["prompt_tokens"] == 100
     assert "yes or no" in server.attempts[0].body["messages"][0]["content"]
+    verifier.close()
+
+
+def test_llm_verifier_keeps_one_teacher_so_limits_and_breaker_carry_over():
+    """Each batch of pairs goes through the same long-lived teacher: failures seen in one batch still count in the
+    next (a fresh teacher per batch would start its outage breaker, and its rate limits, over every time)."""
+    from synth.teacher.client import LiteLLMTeacher, TeacherOptions
+    from synth.testing import Fault
+
+    with FakeTeacherServer(lambda body, attempt: Fault("status", status=500)) as server:
+        options = TeacherOptions(model="openai/judge", api_base=server.url, max_retries=0, timeout=5, max_outage=60)
+        teacher = LiteLLMTeacher(options, api_key="sk-test")
+        verifier = LLMVerifier(teacher)
+        assert verifier.same_task([("task a", "task b")]) == [False]
+        assert verifier.same_task([("task c", "task d")]) == [False]
+        assert verifier.teacher is teacher and teacher.breaker.consecutive_failures == 2
+        assert verifier.usage()["failures"] == 2 and verifier.usage()["calls"] == 2
+        verifier.close()
 
 
 def test_llm_verifier_asks_one_question_for_either_order():

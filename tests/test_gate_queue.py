@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from synth.gate_queue import GateQueue
+from synth.gate.queue import GateQueue
 
 
 class SlowGate:
@@ -62,8 +62,8 @@ def test_an_error_reaches_every_check_in_the_batch_and_the_queue_goes_on():
 
 @pytest.mark.slow
 def test_a_combined_check_gives_the_verdicts_of_checks_one_after_another():
-    from synth.embeddings import shared_embedder
-    from synth.gate import NoveltyGate
+    from synth.gate.embeddings import shared_embedder
+    from synth.gate.novelty import NoveltyGate
 
     first = (["t1", "t2"], ["Translate the sentence into French.", "Write a haiku about autumn leaves."])
     second = (["t3", "t4"], ["Translate this sentence into French.", "List three uses of baking soda."])

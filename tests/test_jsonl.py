@@ -2,7 +2,7 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from synth.jsonl import JsonlAppender, read_complete_lines
+from synth.files import JsonlAppender, read_complete_lines
 
 
 def test_cut_tail_is_skipped_and_truncated(tmp_path):

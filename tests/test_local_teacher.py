@@ -3,7 +3,7 @@
 import pytest
 
 import synth
-from synth.local_teacher import LocalTeacherServer, bundled_gguf
+from synth.teacher.local import LocalTeacherServer, bundled_gguf
 from synth.records import schema_errors
 
 pytestmark = pytest.mark.slow

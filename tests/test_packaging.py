@@ -24,8 +24,8 @@ def test_wheel_contains_prompts_and_seeds(tmp_path):
     # installed from the wheel alone (no checkout beside it), synth finds its seeds, prompts and schema inside it
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    probe = ("import synth, synth.prompts, synth.seeds, synth.resources as r\n"
-             "print(synth.__file__); print(synth.seeds.default_seed_file()); print(r.schema_path())\n"
+    probe = ("import synth, synth.prompts, synth.generation.seeds, synth.resources as r\n"
+             "print(synth.__file__); print(synth.generation.seeds.default_seed_file()); print(r.schema_path())\n"
              "print(len(synth.load_seeds())); print(len(synth.prompts.template_text('bootstrap')) > 0)")
     env = {**os.environ, "PYTHONPATH": str(site)}
     lines = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True, capture_output=True,

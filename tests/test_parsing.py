@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from synth.parsing import parse_instances, parse_numbered_list, parse_yes_no
+from synth.generation.parsing import parse_instances, parse_numbered_list, parse_yes_no
 
 
 @pytest.mark.parametrize("text, expected", [

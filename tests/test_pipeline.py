@@ -7,7 +7,7 @@ import pytest
 
 import synth
 from synth.errors import RunFolderError
-from synth.jsonl import read_complete_lines
+from synth.files import read_complete_lines
 from synth.records import schema_errors
 
 
@@ -119,7 +119,7 @@ def test_resuming_a_finished_run_with_a_cut_tail_sends_nothing(teacher_server, t
 
 
 def test_resume_does_not_re_embed_the_pool(teacher_server, tmp_path, monkeypatch):
-    from synth.embeddings import Embedder
+    from synth.gate.embeddings import Embedder
 
     out = tmp_path / "run"
     run(teacher_server, out, num=4)

@@ -1,9 +1,9 @@
 import pytest
 
 from synth.errors import PromptError
-from synth.kinds import KINDS
+from synth.generation.kinds import KINDS
 from synth.prompts import render, system_messages, system_messages_for, template_hash, template_names
-from synth.stages import TEMPLATES
+from synth.generation.stages import TEMPLATES
 
 
 def test_every_stage_template_ships():

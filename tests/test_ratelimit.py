@@ -3,8 +3,8 @@
 import asyncio
 import time
 
-from synth.ratelimit import WindowLimiter
-from synth.teacher import LiteLLMTeacher, TeacherOptions
+from synth.teacher.ratelimit import WindowLimiter
+from synth.teacher.client import LiteLLMTeacher, TeacherOptions
 from synth.testing import FakeTeacherServer, echo_script
 
 

@@ -6,14 +6,13 @@ import re
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from synth import metrics
-from synth.embeddings import shared_embedder
-from synth.gate import NoveltyGate
+from synth.report import diversity as metrics
+from synth.gate.embeddings import shared_embedder
+from synth.gate.novelty import NoveltyGate
 from synth.report import build_report, collect
-from synth.report.command import report_command
+from synth.cli import app as synth_app
 
 TASKS = [
     ("t1", "Explain how tides are caused by the Moon.", "science", "step_by_step"),
@@ -125,10 +124,7 @@ def test_report_files_card_page_and_json(run_folder, embedder):
 def test_report_command_and_a_folder_that_is_not_a_run(run_folder, tmp_path, embedder):
     from synth.errors import RunFolderError
 
-    app = typer.Typer()
-    app.command("report")(report_command)
-    app.command("noop")(lambda: None)
-    result = CliRunner().invoke(app, ["report", str(run_folder), "--out", str(tmp_path / "r"), "--clusters", "3"])
+    result = CliRunner().invoke(synth_app, ["report", str(run_folder), "--out", str(tmp_path / "r"), "--clusters", "3"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "report.html").is_file()
     with pytest.raises(RunFolderError):
@@ -183,10 +179,10 @@ def test_broken_json_file_is_a_one_line_error(run_folder, monkeypatch, capsys, n
 
 @pytest.mark.parametrize("name, line, fragment", [
     ("data.jsonl", {"instruction": "Add 2 and 2.", "input": "", "output": "4"}, "data.jsonl:9: not a synth record"),
-    ("data.jsonl", 5, "data.jsonl:9: a number, not a synth record"),
-    ("data.jsonl", "{not json", "data.jsonl:9: not valid JSON"),
-    ("rejected.jsonl", 5, "rejected.jsonl:6: a number, not a JSON object"),
-    ("tasks.jsonl", [1], "tasks.jsonl:6: an array, not a JSON object"),
+    ("data.jsonl", 5, "data.jsonl:9: expected a JSON object, not int"),
+    ("data.jsonl", "{not json", "data.jsonl:9: is not valid JSON"),
+    ("rejected.jsonl", 5, "rejected.jsonl:6: expected a JSON object, not int"),
+    ("tasks.jsonl", [1], "tasks.jsonl:6: expected a JSON object, not list"),
 ])
 def test_a_line_that_is_not_a_synth_row_names_file_and_line(run_folder, name, line, fragment):
     from synth.errors import InputFileError
@@ -241,7 +237,7 @@ def cut_items_line(gate):
     lambda gate: (gate / "items.jsonl").write_text("5\n"),
 ], ids=["meta-cut", "meta-no-dim", "items-cut", "items-number"])
 def test_an_unreadable_gate_store_is_re_embedded_with_a_note(run_folder, damage):
-    from synth.embeddings import EmbeddingStore
+    from synth.gate.embeddings import EmbeddingStore
 
     gate = run_folder / "gate"
     fake = CountingEmbedder()

@@ -4,8 +4,8 @@ from collections import Counter
 import pytest
 
 from synth.errors import InputFileError
-from synth.kinds import KINDS
-from synth.seeds import load_seeds
+from synth.generation.kinds import KINDS
+from synth.generation.seeds import load_seeds
 
 
 def test_bundled_seeds_are_many_and_diverse():
@@ -48,13 +48,14 @@ def test_bom_and_crlf_are_read(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (b'{"instruction": "ok"}\n{"instruction": \n', r"s\.jsonl:2: is not valid JSON"),
-    (b'{"instruction": "ok"}\n{"name": "x"}\n', r"s\.jsonl:2: missing or empty 'instruction'"),
-    (b'{"instruction": 5}\n', r"s\.jsonl:1: missing or empty 'instruction'"),
+    (b'{"instruction": "ok"}\n{"name": "x"}\n', r"s\.jsonl:2: not a row shape synth knows"),
+    (b'{"instruction": 5}\n', r"s\.jsonl:1: 'instruction' must be a string"),
+    (b'{"instruction": "  "}\n', r"s\.jsonl:1: 'instruction' is empty"),
     (b'{"instruction": "ok", "instances": "no"}\n', r"s\.jsonl:1: 'instances' must be a list"),
     (b'{"instruction": "ok", "is_classification": "yes"}\n', r"s\.jsonl:1: 'is_classification' must be true or false"),
-    (b'{"instruction": "ok"}\n\xff\xfe bad\n', r"s\.jsonl:2: is not valid UTF-8"),
-    (b'[1, 2]', r"item 1: expected a JSON object"),
-    (b'\n\n', r"holds no seed tasks"),
+    (b'{"instruction": "ok"}\n\xff\xfe bad\n', r"s\.jsonl:2: is not UTF-8 text"),
+    (b'[1, 2]', r"s\.jsonl: row 1: expected a JSON object"),
+    (b'\n\n', r"holds no tasks"),
 ])
 def test_bad_seed_files_name_file_and_line(tmp_path, content, message):
     path = tmp_path / "s.jsonl"
@@ -65,5 +66,14 @@ def test_bad_seed_files_name_file_and_line(tmp_path, content, message):
 
 
 def test_missing_seed_file(tmp_path):
-    with pytest.raises(InputFileError, match="no such file"):
+    with pytest.raises(InputFileError, match="no such file or folder"):
         load_seeds(tmp_path / "nope.jsonl")
+
+
+def test_repeated_ids_get_suffixes_that_clash_with_nothing(tmp_path):
+    """x, x and x#1: the repeat must not become x#1, which another row already is, and nothing may be dropped."""
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "instruction": f"Task {n}."}) + "\n"
+                            for n, i in enumerate(["x", "x", "x#1"])))
+    tasks = load_seeds(path)
+    assert [t.id for t in tasks] == ["x", "x#2", "x#1"] and len({t.id for t in tasks}) == 3

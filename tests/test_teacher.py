@@ -6,12 +6,12 @@ from collections import Counter
 
 import pytest
 
-from synth.breaker import OutageBreaker
-from synth.budget import Budget, Prices
-from synth.cache import RequestCache
+from synth.teacher.breaker import OutageBreaker
+from synth.teacher.budget import Budget, Prices
+from synth.teacher.cache import RequestCache
 from synth.errors import (BudgetExceeded, ConfigError, FatalTeacherError, MissingKeyError, TeacherError,
                           TeacherOutageError, TransientTeacherError)
-from synth.teacher import LiteLLMTeacher, TeacherOptions, check_api_key
+from synth.teacher.client import LiteLLMTeacher, TeacherOptions, check_api_key
 from synth.testing import FakeTeacherServer, Fault, Reply, http_date, scripted
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
@@ -240,8 +240,8 @@ def test_cache_label_stands_for_the_api_base_in_the_key():
 
 
 def test_a_local_run_labels_its_cache_key():
-    from synth.config import GenerateConfig
-    from synth.generate import _teacher_options, use_local_server
+    from synth.generation.config import GenerateConfig
+    from synth.generation.api import _teacher_options, use_local_server
 
     class Server:
         model, api_base = "openai/smollm2-135m-instruct", "http://127.0.0.1:40404/v1"
@@ -273,13 +273,13 @@ def test_the_spend_ledger_books_tokens_attempts_and_purpose_and_reloads_them(tmp
         budget.reserve(0.5)                  # a request in flight when the process dies: reserved, never settled
         budget.close()
     again = Budget.with_ledger(None, ledger)
-    teacher_tally = again.tally("teacher").as_dict()
+    teacher_tally = again.tally("teacher").settled()
     assert teacher_tally == {"requests": 1, "attempts": 2, "prompt_tokens": 1000, "completion_tokens": 500,
                              "cost_usd": pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)}
     assert again.tally("verifier").requests == 0
     assert again.unsettled == pytest.approx(0.5) and again.spent == pytest.approx(0.5 + teacher_tally["cost_usd"])
     again.settle(again.reserve(0.0), 0.25, purpose="verifier", attempts=1, prompt_tokens=9, completion_tokens=1)
-    assert again.tally("verifier").as_dict()["cost_usd"] == 0.25 and again.tally("teacher").requests == 1
+    assert again.tally("verifier").settled()["cost_usd"] == 0.25 and again.tally("teacher").requests == 1
 
 
 def test_a_new_request_takes_the_http_pool_with_the_fewest_in_flight():
@@ -287,14 +287,31 @@ def test_a_new_request_takes_the_http_pool_with_the_fewest_in_flight():
     async def picks():
         teacher = LiteLLMTeacher(TeacherOptions(model="openai/x", api_base="http://127.0.0.1:9/v1", concurrency=64),
                                  check_key=False)
+        pool = teacher._pool
         try:
-            first = [teacher._pick_shard() for _ in range(64)]       # 64 in flight over the pools, evenly
-            loads = list(teacher._shard_load)
-            teacher._shard_load[2] -= 3                              # three replies come back on pool 2
-            again = [teacher._pick_shard() for _ in range(3)]
+            first = [pool.take()[0] for _ in range(64)]             # 64 in flight over the pools, evenly
+            loads = list(pool.load)
+            for _ in range(3):                                      # three replies come back on pool 2
+                pool.give_back(2)
+            again = [pool.take()[0] for _ in range(3)]
             return first, loads, again
         finally:
             await teacher.aclose()
     first, loads, again = asyncio.run(picks())
-    assert len(loads) >= 2 and max(loads) - min(loads) == 0
+    assert len(loads) == 4 and max(loads) - min(loads) == 0
     assert again == [2, 2, 2]
+
+
+def test_pools_are_made_as_the_load_needs_them_not_for_the_setting():
+    """--concurrency 4096 with three requests in flight makes one small pool, not 256 of them."""
+    async def picks():
+        teacher = LiteLLMTeacher(TeacherOptions(model="openai/x", api_base="http://127.0.0.1:9/v1", concurrency=4096),
+                                 check_key=False)
+        try:
+            for _ in range(3):
+                teacher._pool.take()
+            return len(teacher._pool.clients), teacher._pool.max_shards
+        finally:
+            await teacher.aclose()
+    made, most = asyncio.run(picks())
+    assert made == 1 and most == 256

@@ -4,28 +4,21 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from train_fixtures.tiny import make_tiny_student, write_run
 
-# synth/cli.py registers train_command as "train"; until then this registers it the same way
-LAUNCH = ("import sys; from synth.cli import app, main; from synth.training.command import train_command\n"
-          "if not any(c.name == 'train' for c in app.registered_commands): app.command('train')(train_command)\n"
-          "main()")
-
-
 def synth_train(*args):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-c", LAUNCH, "train", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "synth", "train", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
 def assert_one_line_error(result, *fragments):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("train settings:")]
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from synth.errors import InputFileError
-from synth.export import export
+from synth.formats.export import export
 from synth.records import chat_messages
 from synth.training.data import erase_prompts, fingerprint, load_conversations, split
 
@@ -43,11 +43,12 @@ def test_a_cut_tail_of_a_run_is_skipped(run):
 
 
 @pytest.mark.parametrize("content, fragment", [
-    ("", "empty"),
-    ('{"instruction": "a", "output": "b"}\n{"oops"\n', ":2: not valid JSON"),
-    ('{"text": "hello"}\n', ":1: not a known record shape"),
+    ("", "holds no rows"),
+    ('{"instruction": "a", "output": "b"}\n{"oops"\n', ":2: is not valid JSON"),
+    ('{"colour": "red"}\n', ":1: not a row shape synth knows"),
+    ('{"text": "hello"}\n', ":1: the conversation must end with a non-empty assistant"),
     ('{"messages": [{"role": "user", "content": "hi"}]}\n', ":1: the conversation must end with a non-empty assistant"),
-    ('[1, 2]\n', ":1: each line must be a JSON object"),
+    ('[1, 2]\n', r"d.jsonl: row 1: expected a JSON object"),
 ])
 def test_bad_data_is_an_input_file_error_naming_the_line(tmp_path, content, fragment):
     path = tmp_path / "d.jsonl"
@@ -57,7 +58,7 @@ def test_bad_data_is_an_input_file_error_naming_the_line(tmp_path, content, frag
 
 
 def test_a_missing_source_is_an_input_file_error(tmp_path):
-    with pytest.raises(InputFileError, match="no such dataset"):
+    with pytest.raises(InputFileError, match="no such file or folder"):
         load_conversations(tmp_path / "nope")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import synth.training as training
+from synth.training.metrics import read as read_metrics
 from synth.errors import ConfigError, InputFileError, RunFolderError
 from synth.training import DivergedError, StudentError, TrainConfig, Trainer, TrainMemoryError, train
 from synth.training import checkpoint
@@ -178,7 +178,7 @@ def test_bad_inputs_are_one_line_errors(run, student, tmp_path):
         train(tiny_config(run, tmp_path / "b", no_tokenizer))
     with pytest.raises(InputFileError, match="fits in --max-len 16"):
         train(tiny_config(run, tmp_path / "c", student, max_len=16, overlong="drop"))
-    with pytest.raises(ConfigError, match="--lora-r must be at least 1; --lr must be positive"):
+    with pytest.raises(ConfigError, match="--lora-r must be at least 1, not 0; --lr must be above 0, not 0"):
         train(tiny_config(run, tmp_path / "d", student, lora_r=0, lr=0))
 
 
@@ -188,9 +188,13 @@ def test_an_existing_output_needs_resume_or_overwrite(run, student, tmp_path):
     with pytest.raises(RunFolderError, match="--resume"):
         train(config, log=lambda m: None)
     assert train(config, overwrite=True, log=lambda m: None).steps == 1
-    with pytest.raises(ConfigError, match="cannot change lr"):
-        train(resume=tmp_path / "out", lr=1.0)
-    assert train(resume=tmp_path / "out", max_steps=2, log=lambda m: None).steps == 2
+    with pytest.raises(ConfigError, match="cannot change lora_r"):
+        train(resume=tmp_path / "out", lora_r=4)
+    logged = []         # the NaN advice says to lower --lr and resume: the change is allowed, and logged
+    assert train(resume=tmp_path / "out", max_steps=2, lr=config.lr / 100, log=logged.append).steps == 2
+    assert any(f"lr changes from {config.lr:g} to {config.lr / 100:g}" in m for m in logged)
+    step_two = [r for r in read_metrics(tmp_path / "out") if r.get("kind") == "train" and r["step"] == 2]
+    assert step_two and step_two[0]["lr"] <= config.lr / 100
 
 
 def test_two_processes_match_one_process_with_twice_the_accumulation(run, student, tmp_path):

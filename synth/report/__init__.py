@@ -1,6 +1,6 @@
 """`synth report`: a dataset card, an HTML page with plots, and the numbers as JSON, for one run folder."""
 
-from .build import ReportPaths, build_report
+from .build import ReportConfig, ReportPaths, build_report
 from .numbers import collect
 
-__all__ = ["build_report", "collect", "ReportPaths"]
+__all__ = ["build_report", "collect", "ReportConfig", "ReportPaths"]

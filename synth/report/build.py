@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from ..embeddings import Embedder
+from ..gate.embeddings import Embedder
+from ..files import write_json_atomic, write_text_atomic
+from ..settings import Settings, setting
 from .card import dataset_card
 from .numbers import collect
 from .page import html_page
 from .plots import render_all
+
+
+@dataclass
+class ReportConfig(Settings):
+    command: ClassVar[str] = "report"
+
+    out: str | None = setting(None, "Folder for README.md, report.html and report.json (default RUN/report).")
+    sample_size: int = setting(500, "Tasks sampled (seeded) for the Vendi score and pairwise distance.", min=2)
+    clusters: int = setting(20, "k-means clusters for the coverage figure.", min=2, max=10_000)
+    seed: int = setting(0, "Seed for the sample and the clustering.", min=0, max=2 ** 31 - 1)
 
 
 @dataclass
@@ -21,16 +33,18 @@ class ReportPaths:
     notes: list[str] = field(default_factory=list)     # warnings for the reader, also in report.json
 
 
-def build_report(run: str | Path, out: str | Path | None = None, *, embedder: Embedder | None = None,
-                 sample_size: int = 500, clusters: int = 20, seed: int = 0) -> ReportPaths:
-    """Write the report of a run folder into `out` (default RUN/report)."""
+def build_report(run: str | Path, out: str | Path | None = None, *, config: ReportConfig | None = None,
+                 embedder: Embedder | None = None, **settings) -> ReportPaths:
+    """Write the report of a run folder into `out` (default RUN/report); `settings` are ReportConfig's fields."""
+    config = ReportConfig.resolve(base=config, flags={**settings, **({"out": str(out)} if out is not None else {})})
     run = Path(run)
-    out = Path(out) if out else run / "report"
-    numbers = collect(run, embedder=embedder, sample_size=sample_size, clusters=clusters, seed=seed)
+    out = Path(config.out) if config.out else run / "report"
+    numbers = collect(run, embedder=embedder, sample_size=config.sample_size, clusters=config.clusters,
+                      seed=config.seed)
     title = f"synth dataset: {run.resolve().name}"
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(out / "README.md", out / "report.html", out / "report.json", numbers["notes"])
-    paths.numbers.write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    paths.html.write_text(html_page(numbers, render_all(numbers), title), encoding="utf-8")
-    paths.card.write_text(dataset_card(numbers, title), encoding="utf-8")
+    write_json_atomic(paths.numbers, numbers)
+    write_text_atomic(paths.html, html_page(numbers, render_all(numbers), title))
+    write_text_atomic(paths.card, dataset_card(numbers, title))
     return paths

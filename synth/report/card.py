@@ -33,7 +33,7 @@ def dataset_card(numbers: dict[str, Any], name: str) -> str:
     coverage = diversity.get("cluster_coverage") or {}
     header = "\n".join([
         "---", "language:", "- en", "task_categories:", "- text-generation", "tags:", "- synthetic",
-        "- instruction-tuning", "- self-instruct", "- orca", f"size_categories:", f"- {_size_category(counts['records'])}",
+        "- instruction-tuning", "- self-instruct", "- orca", "size_categories:", f"- {_size_category(counts['records'])}",
         "---",
     ])
     rejected = [(f"rejected: {k}", v) for k, v in sorted(counts["rejected"].items())]

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics
-from ..embeddings import DEFAULT_EMBEDDER, Embedder, EmbeddingStore, shared_embedder
-from ..errors import ConfigError, InputFileError, RunFolderError
-from ..runfolder import CONFIG, DATA, MANIFEST, REJECTED, TASKS
+from . import diversity as metrics
+from ..gate.embeddings import DEFAULT_EMBEDDER, Embedder, EmbeddingStore, shared_embedder
+from ..errors import InputFileError, RunFolderError
+from ..formats import read_rows, record_problem
+from ..generation.runfolder import CONFIG, DATA, MANIFEST, REJECTED, TASKS
 
 GATE_FOLDER = "gate"           # where a run keeps its gate's vectors (see NoveltyGate(store=...))
 GATE_STAGES = ("filter", "novelty")
@@ -40,43 +41,23 @@ def _json(path: Path, advice: str = MOVE_ASIDE) -> dict[str, Any]:
     return value
 
 
-def _record_problem(row: Any) -> str | None:
-    """Why a data.jsonl line is not a synth record, as far as the report reads one."""
-    if not isinstance(row, dict):
-        return f"{JSON_KINDS[type(row)]}, not a synth record"
-    for key, kind in (("task", dict), ("response", str), ("system_message", dict), ("provenance", dict)):
-        if not isinstance(row.get(key), kind):
-            return f"not a synth record (no {key!r} that is {JSON_KINDS[kind]})"
-    if not isinstance(row["task"].get("id"), str) or not isinstance(row["task"].get("instruction"), str):
-        return "not a synth record (its task lacks an id or an instruction)"
-    return None
-
-
-def _row_problem(row: Any) -> str | None:
-    return None if isinstance(row, dict) else f"{JSON_KINDS[type(row)]}, not a JSON object"
-
-
-def _rows(path: Path, problem=_row_problem) -> list[dict[str, Any]]:
-    """The rows of a run's JSONL file. A last line without its newline is a write cut short by a crash and is
-    skipped, as `read_complete_lines` does; any other line that is not a row synth wrote is an error."""
-    rows = []
+def _rows(path: Path, problem=None, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """The rows of a run's JSONL file, through the formats reader: a last line cut short by a crash is skipped
+    with a note; any other line that is not a row synth wrote is an error naming it."""
     if not path.is_file():
-        return rows
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            if not raw.endswith(b"\n"):
-                break
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except ValueError:
-                raise InputFileError(path, f"not valid JSON; {FIX_LINE}", line=number) from None
-            why = problem(row)
-            if why:
-                raise InputFileError(path, f"{why}; {FIX_LINE}", line=number)
-            rows.append(row)
+        return []
+    rows = []
+    for row in read_rows(path, allow_empty=True, warn=notes.append if notes is not None else None):
+        why = problem(row.data) if problem else None
+        if why:
+            raise row.error(f"{why}; {FIX_LINE}")
+        rows.append(row.data)
     return rows
+
+
+def _record_problem(row: Any) -> str | None:
+    problem = record_problem(row)
+    return f"not a synth record ({problem})" if problem else None
 
 
 def _mean(values: list[float]) -> float | None:
@@ -103,9 +84,10 @@ def acceptance_over_run(accepted: list[dict], rejected: list[dict], window: int 
             "overall": round(sum(took.values()) / total, 4) if total else None}
 
 
-def _stored_vectors(folder: Path, embedder: Embedder | None) -> tuple[dict[str, np.ndarray], str | None]:
+def _stored_vectors(folder: Path, embedder: Embedder | None, notes: list[str]
+                    ) -> tuple[dict[str, np.ndarray], str | None]:
     """The vectors a run's gate saved, by id, and the embedder that made them; nothing when there are none, or
-    when they come from another embedder than the one given."""
+    when they come from another embedder than the one given. Opened read-only: a report never writes into a run."""
     meta = _json(folder / EmbeddingStore.META, "")
     if not meta:
         return {}, None
@@ -114,19 +96,20 @@ def _stored_vectors(folder: Path, embedder: Embedder | None) -> tuple[dict[str, 
         raise InputFileError(folder / EmbeddingStore.META, "lacks the embedder's name or dimension")
     if embedder is not None and (embedder.name, embedder.dim) != (name, dim):
         return {}, None
-    try:
-        ids, _, vectors = EmbeddingStore(folder, name, dim).load()
-    except (ValueError, TypeError):
-        raise InputFileError(folder / EmbeddingStore.ITEMS, "holds a line that is not an [id, text] pair") from None
-    return dict(zip(ids, vectors)), name
+    ids, _, vectors, bad = EmbeddingStore(folder, name, dim, writable=False).load()
+    if bad:
+        notes.append(f"{folder / EmbeddingStore.VECTORS}: {len(bad)} of {len(ids)} saved vectors are missing or "
+                     "damaged; the report embedded those tasks afresh (synth generate --resume repairs the file)")
+    skip = set(bad)
+    return {item_id: vectors[i] for i, item_id in enumerate(ids) if i not in skip}, name
 
 
 def _gate_vectors(run: Path, embedder: Embedder | None, notes: list[str]) -> tuple[dict[str, np.ndarray], str | None]:
     """The gate store's vectors, or none with a note when it cannot be read: the store is a cache of embeddings,
     not the data, so the report embeds the tasks afresh rather than stopping."""
     try:
-        return _stored_vectors(run / GATE_FOLDER, embedder)
-    except InputFileError as exc:
+        return _stored_vectors(run / GATE_FOLDER, embedder, notes)
+    except (InputFileError, RunFolderError) as exc:
         notes.append(f"{exc}; embedded the tasks afresh instead (move {run / GATE_FOLDER} aside and "
                      "synth generate --resume rebuilds it)")
         return {}, None
@@ -145,27 +128,19 @@ def _vectors(ids: list[str], texts: list[str], stored: dict[str, np.ndarray], em
     return np.stack([found[i] for i in ids]).astype(np.float32)
 
 
-def check_options(sample_size: int, clusters: int, seed: int) -> None:
-    """The report's numeric options, checked before any file is read."""
-    if sample_size < 2:
-        raise ConfigError(f"--sample-size must be at least 2, not {sample_size}: the Vendi score and the pairwise "
-                          "distance compare tasks with each other")
-    if clusters < 2:
-        raise ConfigError(f"--clusters must be at least 2, not {clusters}: coverage counts the clusters tasks fall in")
-    if not 0 <= seed < 2 ** 31:
-        raise ConfigError(f"--seed must be between 0 and {2 ** 31 - 1}, not {seed}")
-
-
 def collect(run: str | Path, *, embedder: Embedder | None = None, sample_size: int = 500, clusters: int = 20,
             seed: int = 0) -> dict[str, Any]:
-    check_options(sample_size, clusters, seed)
+    from .build import ReportConfig
+
+    ReportConfig(sample_size=sample_size, clusters=clusters, seed=seed).validate()
     run = Path(run)
+    notes: list[str] = []        # what the reader of the report should know: a cut line, a cache not used
     if not (run / DATA).is_file() and not (run / CONFIG).is_file():
         raise RunFolderError(f"{run} is not a synth run folder (no {DATA} or {CONFIG})")
     config, manifest = _json(run / CONFIG), _json(run / MANIFEST)
-    records = _rows(run / DATA, _record_problem)
-    rejected = _rows(run / REJECTED)
-    accepted_tasks = [row for row in _rows(run / TASKS) if row.get("status") == "accepted"]
+    records = _rows(run / DATA, _record_problem, notes)
+    rejected = _rows(run / REJECTED, notes=notes)
+    accepted_tasks = [row for row in _rows(run / TASKS, notes=notes) if row.get("status") == "accepted"]
     threshold = config.get("novelty_threshold", 0.9)
     if type(threshold) not in (int, float) or not isinstance(config.get("embedder", ""), str):
         raise InputFileError(run / CONFIG, f"novelty_threshold must be a number and embedder a name; {MOVE_ASIDE}")
@@ -218,7 +193,7 @@ def collect(run: str | Path, *, embedder: Embedder | None = None, sample_size: i
         "config": config,
         "manifest_status": manifest.get("status"),
     }
-    numbers["notes"] = []       # what the reader of the report should know: a cache that could not be used
+    numbers["notes"] = notes
     numbers["diversity"] = _diversity(run, config, tasks, embedder, sample_size, clusters, seed, numbers["notes"])
     return numbers
 
@@ -241,7 +216,7 @@ def _diversity(run: Path, config: dict, tasks: dict[str, str], embedder, sample_
                seed: int, notes: list[str]) -> dict[str, Any]:
     """Over the distinct task instructions of the records: pairwise distance and Vendi score on a fixed seeded
     sample, and how many k-means clusters of seeds + tasks the tasks occupy."""
-    from ..seeds import load_seeds
+    from ..generation.seeds import load_seeds
 
     stored, stored_by = _gate_vectors(run, embedder, notes)
     embed_with = embedder if embedder is not None else stored_by or config.get("embedder") or DEFAULT_EMBEDDER

@@ -74,7 +74,7 @@ def shares(numbers: dict[str, Any], key: str, title: str) -> bytes:
 
 def reasons(numbers: dict[str, Any]) -> bytes:
     counts = numbers["counts"]
-    items = [(f"kept: records", counts["records"])]
+    items = [("kept: records", counts["records"])]
     items += [(f"rejected: {k}", v) for k, v in sorted(counts["rejected"].items())]
     items += [(f"failed: {k}", v) for k, v in sorted(counts["failed"].items())]
     items = items[::-1]

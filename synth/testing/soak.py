@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from ..jsonl import read_complete_lines
+from ..files import read_complete_lines
 from .server import Attempt
 
 TOPICS = ["rivers", "fractions", "sorting", "volcanoes", "interest", "poetry", "gravity", "tariffs", "enzymes"]

@@ -5,14 +5,12 @@ Precedence: defaults < a config file (or the saved config on --resume) < flags.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-from ..errors import ConfigError
-from ..settings import from_dict, load_config_file
+from ..errors import RunFolderError
+from ..settings import Settings, load_config_file, setting
 
 DEFAULT_STUDENT = "default"
 CONFIG_FILE = "train_config.json"
@@ -23,102 +21,65 @@ SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_wi
 
 
 @dataclass
-class TrainConfig:
-    data: str = ""                             # a synth run folder or an exported dataset file/folder
-    out: str = "students/default"
-    student: str = DEFAULT_STUDENT             # "default": the embedded SmolLM2-135M-Instruct; else a local HF folder
+class TrainConfig(Settings):
+    command: ClassVar[str] = "train"
+
+    data: str = setting("", "A synth run folder or any dataset synth reads (JSON, JSONL, .gz, Parquet, hf folder).", cli=False)
+    out: str = setting("students/default", "Output folder for the adapter, samples and metrics.")
+    student: str = setting(DEFAULT_STUDENT, "A local Hugging Face causal-LM folder (default: the embedded SmolLM2-135M-Instruct).")
     # LoRA
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
-    qlora: str = "auto"                        # auto: 4-bit base when bitsandbytes and a GPU are there; on | off
+    lora_r: int = setting(16, "LoRA rank.", min=1, max=4096)
+    lora_alpha: int = setting(32, "LoRA alpha.", min=1)
+    lora_dropout: float = setting(0.05, "LoRA dropout.", min=0, max=0.999)
+    target_modules: list[str] = setting(help="Comma-separated module names, or all-linear.", factory=lambda: ["all-linear"])
+    qlora: str = setting("auto", "auto (4-bit base when bitsandbytes and a GPU exist), on or off.", choices=("auto", "on", "off"))
     # optimisation
-    epochs: int = 3
-    max_steps: int | None = None               # stop after this many optimizer steps (the schedule spans them)
-    lr: float = 2e-4
-    scheduler: str = "cosine"                  # any transformers scheduler name: cosine, linear, constant_with_warmup...
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    batch_size: int = 2                        # rows per micro-batch on each process
-    grad_accum: int = 1
-    seed: int = 0
+    epochs: int = setting(3, "Passes over the data.", min=1)
+    max_steps: int | None = setting(None, "Stop after this many optimizer steps instead (the schedule spans them).", min=1)
+    lr: float = setting(2e-4, "Peak learning rate.", min=0, min_open=True, max=10)
+    scheduler: str = setting("cosine", "Learning-rate schedule.", choices=SCHEDULERS)
+    warmup_ratio: float = setting(0.05, "Share of the steps spent warming up.", min=0, max=0.999)
+    weight_decay: float = setting(0.0, "AdamW weight decay.", min=0)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.", min=0, min_open=True)
+    batch_size: int = setting(2, "Packed rows per micro-batch per process.", min=1)
+    grad_accum: int = setting(1, "Micro-batches per optimizer step.", min=1)
+    seed: int = setting(0, "Seed for the split, the data order and LoRA init.", min=0)
     # data
-    max_len: int = 1024                        # tokens per example and per packed row
-    overlong: str = "truncate"                 # truncate | drop
-    packing: bool = True
-    erase_prompt: bool = False                 # Orca 2 prompt erasing: train under a generic system message
-    generic_system: str = GENERIC_SYSTEM
-    eval_fraction: float = 0.1
-    eval_max: int = 200
+    max_len: int = setting(1024, "Tokens per example and per packed row.", min=16)
+    overlong: str = setting("truncate", "What to do with longer examples.", choices=("truncate", "drop"))
+    packing: bool = setting(True, "Pack several examples per row.")
+    erase_prompt: bool = setting(False, "Train under a generic system message (Orca 2 prompt erasing).")
+    generic_system: str = setting(GENERIC_SYSTEM, "The system message used with --erase-prompt.")
+    eval_fraction: float = setting(0.1, "Share of examples held out for eval loss and samples.", min=0, max=0.999)
+    eval_max: int = setting(200, "Most examples held out.", min=1)
     # speed
-    precision: str = "auto"                    # auto: bf16 on a GPU that has it, else fp32 | bf16 | fp32
-    grad_checkpointing: bool = False
-    attn: str = "auto"                         # auto: flash_attention_2 if installed on GPU, else packed | sdpa | eager
-    liger: str = "auto"                        # auto: Liger kernels when liger-kernel is installed | off
+    precision: str = setting("auto", "auto (bf16 on a GPU that has it, else fp32), bf16 or fp32.", choices=("auto", "bf16", "fp32"))
+    grad_checkpointing: bool = setting(False, "Trade compute for memory.")
+    attn: str = setting("auto", "auto (flash_attention_2 when installed on a GPU, else packed: synth's mask-free "
+                                "packed attention), packed, sdpa, eager or flash_attention_2.", choices=ATTENTION)
+    liger: str = setting("auto", "auto (Liger kernels when liger-kernel is installed on a GPU) or off.", choices=("auto", "off"))
     # evaluation and output
-    samples: int = 3                           # held-out instructions answered by the base and the tuned student
-    sample_max_tokens: int = 128
-    checkpoint_every: int = 50                 # optimizer steps between checkpoints (one is also written at the end)
-    keep_checkpoints: int = 2
-    log_every: int = 1
-    merge: bool = False
+    samples: int = setting(3, "Held-out prompts answered by the base and the tuned student.", min=0)
+    sample_max_tokens: int = setting(128, "Tokens per sample answer.", min=1)
+    checkpoint_every: int = setting(50, "Optimizer steps between checkpoints (one is also written at the end).", min=1)
+    keep_checkpoints: int = setting(2, "Checkpoints kept.", min=1)
+    log_every: int = setting(1, "Optimizer steps between log lines.", min=1)
+    merge: bool = setting(False, "Also write the merged full model to OUT/merged.")
 
-    def validate(self) -> "TrainConfig":
-        checks = [
-            (bool(self.data), "a dataset is needed: pass a synth run folder or an exported file"),
-            (self.lora_r >= 1, "--lora-r must be at least 1"),
-            (self.lora_alpha > 0, "--lora-alpha must be positive"),
-            (0.0 <= self.lora_dropout < 1.0, "--lora-dropout must be in [0, 1)"),
-            (self.qlora in ("auto", "on", "off"), "--qlora must be auto, on or off"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
-            (self.scheduler in SCHEDULERS, f"--scheduler must be one of {', '.join(SCHEDULERS)}"),
-            (bool(self.target_modules) and all(self.target_modules), "--target-modules needs at least one layer name"),
-            (0.0 <= self.warmup_ratio < 1.0, "--warmup-ratio must be in [0, 1)"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.grad_accum >= 1, "--grad-accum must be at least 1"),
-            (self.max_len >= 16, "--max-len must be at least 16"),
-            (self.overlong in ("truncate", "drop"), "--overlong must be truncate or drop"),
-            (0.0 <= self.eval_fraction < 1.0, "--eval-fraction must be in [0, 1)"),
-            (self.precision in ("auto", "bf16", "fp32"), "--precision must be auto, bf16 or fp32"),
-            (self.attn in ATTENTION, f"--attn must be one of {', '.join(ATTENTION)}"),
-            (self.liger in ("auto", "off"), "--liger must be auto or off"),
-            (self.samples >= 0, "--samples cannot be negative"),
-            (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
-            (self.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
-            (self.log_every >= 1, "--log-every must be at least 1"),
-        ]
-        problems = [message for ok, message in checks if not ok]
-        if problems:
-            raise ConfigError("; ".join(problems))
-        return self
+    def checks(self) -> list[str]:
+        problems = []
+        if not self.data:
+            problems.append("a dataset is needed: pass a synth run folder or a dataset file")
+        if not self.target_modules or not all(m.strip() for m in self.target_modules):
+            problems.append("--target-modules needs at least one layer name")
+        return problems
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
-        return from_dict(cls, values, source)
-
-    def merged(self, overrides: dict[str, Any]) -> "TrainConfig":
-        """A copy with every override that is not None applied."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return TrainConfig.from_dict({**self.to_dict(), **given}, "flags")
-
-    def save(self, folder: Path) -> None:
-        path = Path(folder) / CONFIG_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+    def save(self, folder: str | Path) -> None:     # noqa: D102  (the file name is fixed inside the output folder)
+        super().save(Path(folder) / CONFIG_FILE)
 
     @classmethod
     def load(cls, folder: str | Path) -> "TrainConfig":
         path = Path(folder) / CONFIG_FILE
         if not path.is_file():
-            from ..errors import RunFolderError
-
             raise RunFolderError(f"{folder} is not a synth train output folder (no {CONFIG_FILE}); nothing to resume")
         return cls.from_dict(load_config_file(path), str(path))

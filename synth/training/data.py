@@ -1,27 +1,19 @@
 """Read training conversations from a synth run folder or an exported dataset, and split off an eval set.
 
-Every source becomes a list of `Conversation`: an id and chat messages (system?, user, assistant).
-Accepted: a run folder (data.jsonl records), openai-chat JSONL ({"messages": [...]}), sharegpt JSONL
-({"conversations": [{"from", "value"}]}), alpaca JSON or JSONL ({"instruction", "input", "output"}),
-synth records in any JSONL, and a folder written by `synth export --format hf`.
+Every source becomes a list of `Conversation`: an id and chat messages (system?, user, assistant). Any dataset
+synth reads is accepted (`synth.formats`): a run folder, openai-chat, sharegpt, alpaca, dolly, prompt/completion rows,
+in JSON, JSONL, .gz, Parquet or a Hugging Face folder.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import random
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..errors import InputFileError
-from ..records import chat_messages, user_message
-from ..runfolder import DATA
-
-_SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+from ..formats import ShapeError, Warn, dataset_files, examples, read_rows
 
 
 @dataclass
@@ -30,102 +22,22 @@ class Conversation:
     messages: list[dict[str, str]]
 
 
-def row_messages(row: dict[str, Any]) -> list[dict[str, str]] | None:
-    """Chat messages for one row of any accepted format, or None when the row has no known shape."""
-    if "task" in row and "response" in row:
-        return chat_messages(row)
-    if isinstance(row.get("messages"), list):
-        return [{"role": m["role"], "content": m["content"]} for m in row["messages"]]
-    if isinstance(row.get("conversations"), list):
-        return [{"role": _SHAREGPT_ROLES[m["from"]], "content": m["value"]} for m in row["conversations"]]
-    if "instruction" in row and "output" in row:
-        messages = [{"role": "system", "content": row["system"]}] if row.get("system") else []
-        messages.append({"role": "user", "content": user_message(row["instruction"], row.get("input") or "")})
-        messages.append({"role": "assistant", "content": row["output"]})
-        return messages
-    return None
-
-
-def _checked(messages: list[dict[str, str]] | None, path: Path, line: int | None) -> list[dict[str, str]]:
-    if messages is None:
-        raise InputFileError(path, "not a known record shape (expected messages, conversations, "
-                                   "instruction/output or a synth record)", line)
-    if not messages or messages[-1]["role"] != "assistant" or not str(messages[-1]["content"]).strip():
-        raise InputFileError(path, "the conversation must end with a non-empty assistant message", line)
-    return messages
-
-
-def _row_id(row: dict[str, Any], fallback: str) -> str:
-    return str(row.get("id") or fallback)
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw line) of a JSONL file, gzipped or not; a damaged gzip stream is a one-line error."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            yield from enumerate(fh, start=1)
-    except (EOFError, gzip.BadGzipFile, zlib.error):
-        raise InputFileError(path, "is not a complete gzip file (cut short, or not gzip at all); re-create it") from None
-
-
-def _from_jsonl(path: Path) -> list[Conversation]:
+def load_conversations(source: str | Path, warn: Warn | None = None) -> list[Conversation]:
+    """Every conversation in `source`, through the formats reader; a row that is not a conversation ending in a
+    non-empty assistant answer is a one-line InputFileError naming its file and line."""
     conversations = []
-    for number, raw in _lines(path):
-        if not raw.strip():
-            continue
-        if not raw.endswith(b"\n") and path.name == DATA:
-            break                                   # a record cut short by a crash: synth never counts it
+    for row in read_rows(source, warn=warn):
         try:
-            row = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise InputFileError(path, "is not UTF-8 text; save the dataset as UTF-8", number) from None
-        except ValueError as exc:
-            raise InputFileError(path, f"not valid JSON ({exc})", number) from None
-        if not isinstance(row, dict):
-            raise InputFileError(path, "each line must be a JSON object", number)
-        try:
-            messages = _checked(row_messages(row), path, number)
-        except (KeyError, TypeError) as exc:
-            raise InputFileError(path, f"missing field {exc}", number) from None
-        conversations.append(Conversation(_row_id(row, f"line-{number}"), messages))
-    return conversations
-
-
-def _from_rows(rows: list[Any], path: Path) -> list[Conversation]:
-    conversations = []
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise InputFileError(path, f"item {index} is not a JSON object")
-        try:
-            messages = _checked(row_messages(row), path, None)
-        except (KeyError, TypeError) as exc:
-            raise InputFileError(path, f"item {index}: missing field {exc}") from None
-        conversations.append(Conversation(_row_id(row, f"item-{index}"), messages))
-    return conversations
-
-
-def load_conversations(source: str | Path) -> list[Conversation]:
-    """Every conversation in `source`; raises a one-line `InputFileError` for a missing, malformed or empty source."""
-    path = Path(source)
-    if path.is_dir() and (path / DATA).is_file():
-        conversations = _from_jsonl(path / DATA)
-    elif path.is_dir() and (path / "dataset_info.json").is_file():
-        import datasets
-
-        conversations = _from_rows(list(datasets.load_from_disk(str(path))), path)
-    elif path.is_file() and path.suffix == ".json":
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise InputFileError(path, f"not valid JSON ({exc})") from None
-        conversations = _from_rows(rows if isinstance(rows, list) else [rows], path)
-    elif path.is_file():
-        conversations = _from_jsonl(path)
-    else:
-        raise InputFileError(path, f"no such dataset: pass a synth run folder (with {DATA}) or an exported file")
-    if not conversations:
-        raise InputFileError(path, "the dataset is empty: no training examples")
+            found = examples(row.data)
+        except ShapeError as exc:
+            raise row.error(str(exc)) from None
+        for number, ex in enumerate(found):
+            messages = ex.chat()
+            if messages[-1]["role"] != "assistant" or not messages[-1]["content"].strip():
+                raise row.error("the conversation must end with a non-empty assistant message")
+            fallback = f"line-{row.line}" if row.line is not None else f"item-{row.index}"
+            row_id = ex.id or fallback
+            conversations.append(Conversation(row_id if len(found) == 1 else f"{row_id}#{number}", messages))
     return conversations
 
 
@@ -153,10 +65,14 @@ def split(conversations: list[Conversation], fraction: float, cap: int, seed: in
 
 
 def fingerprint(source: str | Path) -> dict[str, Any]:
-    """Data provenance: the file read and its sha256, so a student can be traced back to its exact data."""
-    path = Path(source)
-    target = path / DATA if (path / DATA).is_file() else path
-    if not target.is_file():
-        return {"path": str(path.resolve())}
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    return {"path": str(target.resolve()), "sha256": digest, "bytes": target.stat().st_size}
+    """Data provenance: the files read and one sha256 over them, so a student can be traced back to its exact data."""
+    files = [f for f in dataset_files(Path(source)) if f.is_file()]
+    if not files:
+        return {"path": str(Path(source).resolve())}
+    digest = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    target = files[0] if len(files) == 1 else Path(source)
+    return {"path": str(target.resolve()), "sha256": digest.hexdigest(), "bytes": sum(f.stat().st_size for f in files)}

@@ -31,4 +31,4 @@ class TrainMemoryError(TrainingError):
 
 
 class DivergedError(TrainingError):
-    exit_code = 1
+    outcome = "diverged"

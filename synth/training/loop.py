@@ -8,7 +8,6 @@ matches a run on one with twice the accumulation.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import random
 import sys
@@ -21,11 +20,12 @@ import numpy as np
 import torch
 
 from ..errors import InputFileError, RunFolderError
+from ..files import FolderLock, FolderSwap
 from . import checkpoint, dist, metrics
 from .config import TrainConfig
 from .data import erase_prompts, fingerprint, load_conversations, split
 from .errors import DivergedError, TrainMemoryError
-from .evaluate import sample_rows, token_loss_sums
+from .evaluate import token_loss_sums
 from .masking import IGNORE, encode_dataset, stop_token_ids
 from .packing import collate, epoch_batches, real_tokens
 from .attention import NAME as PACKED
@@ -51,9 +51,11 @@ def _stderr(message: str) -> None:
 
 class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False, log: Callable[[str], None] | None = None,
-                 on_step: Callable[[dict[str, Any]], None] | None = None):
+                 on_step: Callable[[dict[str, Any]], None] | None = None, replacing: FolderSwap | None = None):
         self.config = config.validate()
         self.resume = resume
+        self.replacing = replacing       # an old output folder, moved aside until the first step is taken
+        self.lock = FolderLock(Path(config.out))
         self.out = Path(config.out)
         self._log = log or _stderr
         self.on_step = on_step
@@ -107,13 +109,16 @@ class Trainer:
         return self
 
     def _refuse_existing_out(self) -> None:
-        if not self.resume and (self.out / "train_config.json").exists():
+        if not self.resume and self.replacing is None and (self.out / "train_config.json").exists():
             raise RunFolderError(f"{self.out} already holds a training run; pass --resume to continue it "
                                  "or --overwrite to start again")
 
     def _prepare_out(self) -> None:
         if self.world.main:
+            if self.replacing is not None:
+                self.replacing.begin()
             self.out.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
             self.config.save(self.out)
         self.world.barrier()
 
@@ -151,8 +156,19 @@ class Trainer:
                                      "needs the same data (start a new --out to train on the new data)")
             self.step, self.eval_before, self.tokens = state["step"], state["eval_loss_before"], state["tokens"]
             self.train_seconds, self.last_loss = state["train_seconds"], state["loss"]
+            self._apply_lr(self.config.lr)
             self.log(f"resumed from {found} at step {self.step}")
         self.metrics = metrics.open_log(self.out, self.step if found else None) if self.world.main else None
+
+    def _apply_lr(self, lr: float) -> None:
+        """A peak learning rate changed on --resume: the schedule keeps its shape, scaled to the new peak."""
+        saved = self.scheduler.base_lrs[0]
+        if saved == lr:
+            return
+        self.scheduler.base_lrs = [lr for _ in self.scheduler.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] *= lr / saved
+            group["initial_lr"] = lr
 
     # ---------------------------------------------------------------- train
     def train(self) -> "Trainer":
@@ -176,6 +192,8 @@ class Trainer:
                          f"{row['tokens_per_s']:.0f} tok/s")
             if self.on_step:
                 self.on_step(row)
+            if self.replacing is not None and self.world.main:
+                self.replacing.commit()          # the new run trains: the student it replaces can go now
             if self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps:
                 self.save_checkpoint()
         self.eval_after = self.evaluate() if self.eval_examples else None
@@ -220,7 +238,8 @@ class Trainer:
             kept = checkpoint.latest(self.out)
             raise DivergedError(f"loss became {'nan' if math.isnan(loss) else loss} at step {self.step + 1}; "
                                 f"stopped with the last good checkpoint kept ({kept or 'none yet'}); "
-                                "lower --lr or --max-grad-norm and resume")
+                                f"continue with synth train --resume {self.out} --lr {self.config.lr / 10:g} (a lower --lr, or "
+                                "--max-grad-norm, may change on --resume)")
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -274,4 +293,9 @@ class Trainer:
                                      0.0, self.out / "adapter")
 
     def run(self) -> TrainResult:
-        return self.setup().train().save()
+        try:
+            return self.setup().train().save()
+        finally:
+            self.lock.release()
+            if self.replacing is not None and self.world.main:
+                self.replacing.rollback()        # a no-op once committed; else the old student comes back whole

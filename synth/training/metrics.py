@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from ..jsonl import JsonlAppender, read_complete_lines
+from ..files import JsonlAppender, read_complete_lines, to_json, write_text_atomic
 
 METRICS = "metrics.jsonl"
 PLOT = "loss.png"
@@ -17,9 +16,7 @@ def open_log(out: Path, keep_until_step: int | None) -> JsonlAppender:
     path = Path(out) / METRICS
     if keep_until_step is not None and path.exists():
         kept = [row for row in read_complete_lines(path) if row.get("step", 0) <= keep_until_step]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, "".join(to_json(row).decode("utf-8") + "\n" for row in kept))
     elif keep_until_step is None and path.exists():
         path.unlink()
     return JsonlAppender(path)

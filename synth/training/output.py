@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..files import write_json_atomic
+from ..formats import write_rows
 from . import metrics
 from .errors import StudentError
 from .evaluate import sample_rows
@@ -33,12 +34,6 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def merge(adapter: Path, student_folder: Path, target: Path) -> Path:
@@ -71,9 +66,7 @@ def write_outputs(trainer: Any) -> Any:
     held = trainer.eval_convs[: c.samples]
     rows = sample_rows(trainer.model, trainer.tokenizer, held, c.sample_max_tokens, trainer.stop_ids,
                        trainer.runtime.device)
-    with open(out / "samples.jsonl", "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_rows(rows, out / "samples.jsonl", "jsonl")
     merged = merge(adapter, trainer.student_folder, out / "merged") if c.merge else None
     tokens_per_s = trainer.tokens / max(trainer.train_seconds, 1e-9)
     summary = {"steps": trainer.step, "train_loss": trainer.last_loss, "eval_loss_before": trainer.eval_before,
@@ -81,8 +74,8 @@ def write_outputs(trainer: Any) -> Any:
                "tokens_per_s": tokens_per_s, "counts": trainer.counts, "processes": trainer.world.size,
                "device": trainer.runtime.device.type, "dtype": str(trainer.runtime.dtype).removeprefix("torch."),
                "attention": trainer.runtime.attn, "qlora": trainer.runtime.qlora, "liger": trainer.liger}
-    _write_json(out / "summary.json", summary)
-    _write_json(out / "provenance.json", {**trainer.provenance, "student": c.student,
+    write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(out / "provenance.json", {**trainer.provenance, "student": c.student,
                                           "student_folder": str(trainer.student_folder), "versions": _versions()})
     metrics.plot(out)
     trainer.log(f"saved the adapter to {adapter}" + (f" and the merged model to {merged}" if merged else ""))

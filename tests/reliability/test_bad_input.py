@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import synth
 from synth.errors import InputFileError
-from synth.seeds import load_seeds
+from synth.generation.seeds import load_seeds
 from synth.testing import INJECTIONS, FakeTeacherServer, Fault, Reply
 
 from .conftest import run_synth
@@ -75,7 +75,7 @@ def test_fatal_teacher_errors_stop_the_run_at_once(tmp_path, fault, reason):
                             "--api-base", server.url, "--out", str(tmp_path / "run"), "--concurrency", "4"])
         attempts = server.attempts
     assert result.returncode == 4
-    lines = [l for l in result.stderr.splitlines() if l.strip() and not l.startswith("records")]
+    lines = [l for l in result.stderr.splitlines() if l.strip() and not l.startswith(("records", "generate settings:"))]
     assert len(lines) == 1 and reason in lines[0] and "Traceback" not in result.stderr
     assert len(attempts) <= 4                                   # the requests in flight, and nothing after
     assert max(a.attempt_no for a in attempts) == 1             # none of them retried

@@ -8,7 +8,7 @@ import litellm
 import pytest
 
 import synth
-from synth.jsonl import read_complete_lines
+from synth.files import read_complete_lines
 from synth.testing import FakeTeacherServer, OutageScript, explain_reply
 
 from .conftest import outcomes, run_synth, start_synth, synth_args, write_queries
@@ -112,7 +112,7 @@ def test_an_outage_longer_than_max_outage_stops_the_run_and_resume_finishes_it(t
         stopped = run_synth(synth_args(server, queries, run, "--concurrency", "16", "--max-outage", "2"))
         stopped_at = time.monotonic()
         assert stopped.returncode == 4, stopped.stderr
-        lines = [l for l in stopped.stderr.splitlines() if l.strip() and not l.startswith("records")]
+        lines = [l for l in stopped.stderr.splitlines() if l.strip() and not l.startswith(("records", "generate settings:"))]
         assert len(lines) == 1 and "--max-outage" in lines[0] and "Traceback" not in stopped.stderr, stopped.stderr
         assert stopped_at < script.end                          # it gave up before the server came back...
         assert not any(r["kind"] == "failed" for r in read_complete_lines(run / "rejected.jsonl"))  # ...failing nothing

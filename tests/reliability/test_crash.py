@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from synth.jsonl import read_complete_lines
-from synth.runfolder import RunFolder
+from synth.files import read_complete_lines
+from synth.generation.runfolder import RunFolder
 from synth.testing import FakeTeacherServer, Fault, Reply, explain_reply, fault_mix
 
 from .conftest import child_env, outcomes, run_synth, start_synth, synth_args, write_queries
@@ -127,7 +127,7 @@ def test_full_disk_stops_cleanly_and_resumes(tmp_path):
         proc = start_synth(synth_args(server, queries, run, "--concurrency", "8"), preexec_fn=_small_disk)
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 5, stderr
-        lines = [l for l in stderr.splitlines() if l.strip() and not l.startswith("records")]
+        lines = [l for l in stderr.splitlines() if l.strip() and not l.startswith(("records", "generate settings:"))]
         assert len(lines) == 1 and "free space" in lines[0] and "--resume" in lines[0], stderr
         written = len(list(read_complete_lines(run / "data.jsonl")))
         assert written < QUERIES

@@ -3,7 +3,7 @@
 from collections import Counter
 
 import synth
-from synth.jsonl import read_complete_lines
+from synth.files import read_complete_lines
 from synth.records import schema_errors
 from synth.testing import CUT_TEXT, LENGTH_TEXT, REJECTED_FINISH, expected_rejections
 from synth.testing.soak import replace_section

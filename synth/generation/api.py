@@ -1,0 +1,164 @@
+"""`synth.generate()`: check everything, take the run folder, set up teacher and gate, then run the loop.
+
+Nothing is written before every check has passed, and an old run replaced with `overwrite` is only moved aside: it
+is deleted once the new run has made its first progress, and put back if the new run fails to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..gate.embeddings import EmbeddingStore, shared_embedder
+from ..gate.verifier import llm_verifier
+from ..teacher.budget import Budget, Prices
+from ..teacher.cache import RequestCache
+from ..teacher.client import LiteLLMTeacher, TeacherOptions, check_api_key
+from ..teacher.local import LocalTeacherServer
+from .config import LOCAL_TEACHER, GenerateConfig
+from .pipeline import Generator, Progress, RunResult
+from .runfolder import CACHE, GATE, SPEND, RunFolder, RunState
+from .seeds import load_seeds
+
+
+def resolve_config(config: GenerateConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
+                   **overrides: Any) -> GenerateConfig:
+    """defaults < config (a GenerateConfig or a dict of settings; on resume, the run folder's saved config first)
+    < overrides."""
+    if resume is None:
+        return GenerateConfig.resolve(base=config, flags=overrides)
+    saved = RunFolder.existing(resume).load_config()
+    if overrides.get("out") is not None and Path(overrides["out"]).resolve() != Path(resume).resolve():
+        raise ConfigError(f"--resume {resume} continues that folder; drop --out {overrides['out']}")
+    given = config.changed() if isinstance(config, GenerateConfig) else dict(config or {})
+    return GenerateConfig.resolve(base=saved, flags={**given, **overrides, "out": str(resume)})
+
+
+def generate(config: GenerateConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
+             overwrite: bool = False, progress: Progress | None = None, log: Callable[[str], None] | None = None,
+             **overrides: Any) -> RunResult:
+    """Run (or resume) the Self-Instruct + Orca pipeline; returns the run's status, record count and manifest.
+
+    With `queries` set it runs the explanation step alone: every instance of every query is answered under an Orca
+    system message. `log` hears the resolved settings at start.
+    """
+    config = resolve_config(config, resume=resume, **overrides)
+    queries = load_seeds(config.queries, origin="query") if config.queries else None
+    seeds = [] if queries is not None else load_seeds(config.seeds)
+    local = config.teacher == LOCAL_TEACHER
+    keys = _check_teachers(config, local)
+    embedder = shared_embedder(config.embedder) if queries is None else None   # each fails before a folder is made
+    cache_path = Path(config.cache) if config.cache else Path(config.out) / CACHE
+    if config.cache:
+        RequestCache.check(cache_path)
+    if resume is not None:
+        run = RunFolder.existing(config.out)
+        state = run.load_state()
+        if embedder is not None:
+            EmbeddingStore.check(run.file(GATE), embedder.name, embedder.dim)
+    else:
+        run, state = RunFolder.check_new(config.out, overwrite=overwrite), RunState()
+    if log:
+        log(config.summary())
+    run.claim(replace=resume is None and overwrite)
+    try:
+        if config.cache and cache_path.resolve().is_relative_to(run.path.resolve()):
+            run.carry_over(cache_path.resolve().relative_to(run.path.resolve()))   # a cache kept inside the old run
+        return _run_in_folder(config, run, state, seeds, queries, keys, local, embedder, cache_path, progress)
+    finally:
+        run.release()
+
+
+def _check_teachers(config: GenerateConfig, local: bool) -> tuple[str | None, str | None]:
+    """(teacher key, verifier key); a missing key or an unpriceable --max-cost is an error before anything runs."""
+    api_key = None if local else check_api_key(config.teacher, config.api_base)
+    if config.max_cost is not None and not local:      # the embedded teacher costs nothing
+        Prices(config.teacher, config.input_cost, config.output_cost).require()
+    same = config.verifier == config.teacher          # the verifier shares the teacher's endpoint and prices
+    verifier_key = check_api_key(config.verifier, config.api_base if same else None) if config.verifier else None
+    return api_key, verifier_key
+
+
+def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seeds, queries, keys, local: bool,
+                   embedder, cache_path: Path, progress: Progress | None) -> RunResult:
+    api_key, verifier_key = keys
+    same = config.verifier == config.teacher
+    with contextlib.ExitStack() as stack:
+        options = _teacher_options(config)
+        if local:
+            use_local_server(options, stack.enter_context(LocalTeacherServer()))
+            api_key = "sk-local"
+        cache = RequestCache(cache_path)
+        stack.callback(cache.close)
+        budget = Budget.with_ledger(config.max_cost, run.file(SPEND))
+        stack.callback(budget.close)
+        teacher = LiteLLMTeacher(options, cache=cache, budget=budget, api_key=api_key, check_key=False)
+        gate = verifier = None
+        if queries is None:
+            from ..gate.novelty import NoveltyGate      # faiss loads only when a gate is needed
+
+            if config.verifier:
+                verifier = llm_verifier(config.verifier, api_base=config.api_base if same else None, cache=cache,
+                                        budget=budget, api_key=verifier_key, timeout=config.timeout,
+                                        max_retries=config.max_retries, max_outage=config.max_outage,
+                                        input_cost=config.input_cost if same else None,
+                                        output_cost=config.output_cost if same else None)
+            gate = NoveltyGate(embedder, config.novelty_threshold, index=config.novelty_index,
+                               recall_threshold=config.recall_threshold if verifier else None, verifier=verifier,
+                               store=run.path / GATE)
+            pool = seeds + state.machine_tasks      # a resumed run finds these in the gate's store: nothing re-embedded
+            gate.add([t.id for t in pool], [t.instruction for t in pool])
+            stack.callback(gate.save_index)
+        run.save_config(config)                     # only now: a refused resume or a failed set-up changes nothing
+        generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries)
+        return asyncio.run(_run(generator, teacher, verifier))
+
+
+async def _run(generator: Generator, teacher: LiteLLMTeacher, verifier) -> RunResult:
+    """The first Ctrl-C or SIGTERM lets calls in flight finish and sends nothing new; a second one cancels."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    if verifier is not None:
+        verifier.bind(loop)
+
+    def on_signal() -> None:
+        if teacher.stopping and main is not None:
+            main.cancel()
+        teacher.stopping = True
+        if verifier is not None:
+            verifier.teacher.stopping = True
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    try:
+        return await generator.run_loop()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await teacher.aclose()
+        if verifier is not None:
+            await verifier.teacher.aclose()
+
+
+def _teacher_options(config: GenerateConfig) -> TeacherOptions:
+    return TeacherOptions(
+        model=config.teacher, api_base=config.api_base, temperature=config.temperature, top_p=config.top_p,
+        max_tokens=config.max_tokens, concurrency=config.concurrency, rpm=config.rpm, tpm=config.tpm,
+        max_retries=config.max_retries, timeout=config.timeout, max_outage=config.max_outage,
+        input_cost=config.input_cost, output_cost=config.output_cost,
+    )
+
+
+def use_local_server(options: TeacherOptions, server: LocalTeacherServer) -> TeacherOptions:
+    """Point the options at the embedded teacher. Its port is new every session, so the cache key carries
+    a fixed label instead: a resumed local run finds its earlier replies in the cache."""
+    options.model, options.api_base, options.concurrency = server.model, server.api_base, 1
+    options.cache_label = LOCAL_TEACHER
+    return options

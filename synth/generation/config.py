@@ -1,0 +1,82 @@
+"""The one config type of `synth generate`: typed, validated, printed at start and saved into the run folder.
+
+Precedence: defaults < a config file (or the run folder's saved config on --resume) < flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..gate.embeddings import DEFAULT_EMBEDDER
+from ..settings import Settings, setting
+from .filters import DEFAULT_BLACKLIST
+
+LOCAL_TEACHER = "local"
+MAX_CONCURRENCY = 4096        # requests in flight; the work a setting costs grows with the requests, not with it
+
+
+@dataclass
+class GenerateConfig(Settings):
+    command: ClassVar[str] = "generate"
+
+    out: str = setting("runs/default", "Run folder to create.")
+    teacher: str = setting(LOCAL_TEACHER, "Any litellm model string (gpt-4o, claude-..., ollama/..., openai/NAME "
+                                          "with --api-base); 'local' for the embedded SmolLM2 teacher.")
+    api_base: str | None = setting(None, "Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama).")
+    seeds: str | None = setting(None, "Seed tasks: any dataset synth reads (default: the bundled seeds).")
+    queries: str | None = setting(None, "Explanation mode: answer these queries instead of bootstrapping new tasks.")
+    num: int | None = setting(None, "Records to make (default 100; in explanation mode, every query).", min=1)
+    seed: int = setting(0, "Random seed for example and system-message choice.", min=0)
+    # bootstrap
+    prompt_seed_tasks: int = setting(6, "Seed tasks shown in each bootstrap prompt.", min=0, max=64)
+    prompt_machine_tasks: int = setting(2, "Machine-made tasks shown in each bootstrap prompt.", min=0, max=64)
+    new_tasks_per_prompt: int = setting(8, "New tasks asked for by each bootstrap prompt.", min=1, max=100)
+    instances_per_task: int = setting(2, "Instances (and so records) per new task.", min=1, max=20)
+    max_idle_rounds: int = setting(30, "Bootstrap prompts in a row that add no task before the run stalls.", min=1)
+    # filters and gate
+    min_words: int = setting(4, "Shortest task instruction kept, in words.", min=1)
+    max_words: int = setting(150, "Longest task instruction kept, in words.", min=1)
+    blacklist: list[str] = setting(help="Words that reject a task (comma-separated).", factory=lambda: list(DEFAULT_BLACKLIST))
+    banned_prefixes: list[str] = setting(help="Starts that reject a task (comma-separated).",
+                                         factory=lambda: ["Write a program"])
+    novelty_threshold: float = setting(0.9, "Reject a task this cosine-similar to the pool.", min=0, min_open=True, max=1)
+    recall_threshold: float = setting(0.4, "Lower edge of the band a --verifier judges.", min=0, max=1)
+    verifier: str | None = setting(None, "litellm model asked 'same task?' for candidates in the borderline band.")
+    novelty_index: str = setting("auto", "auto (exact up to 1M tasks, HNSW beyond), flat or hnsw.",
+                                 choices=("auto", "flat", "hnsw"))
+    embedder: str = setting(DEFAULT_EMBEDDER, "sentence-transformers model folder for the gate (default: bundled MiniLM).")
+    # teacher calls
+    temperature: float = setting(0.7, "Sampling temperature.", min=0, max=2)
+    top_p: float = setting(1.0, "Nucleus sampling mass.", min=0, min_open=True, max=1)
+    max_tokens: int = setting(1024, "Completion tokens per teacher call.", min=16, max=1_000_000)
+    concurrency: int = setting(16, "Teacher requests in flight at once (the embedded teacher uses 1).", min=1,
+                               max=MAX_CONCURRENCY)
+    rpm: int | None = setting(None, "Requests-per-minute limit.", min=1)
+    tpm: int | None = setting(None, "Tokens-per-minute limit.", min=1)
+    max_retries: int = setting(5, "Retries per request on 408/409/429/5xx/connection errors.", min=0, max=100)
+    timeout: float = setting(120.0, "Hard deadline per request attempt, in seconds.", min=0, min_open=True)
+    max_cost: float | None = setting(None, "Hard cap on spending in USD; the run stops cleanly before it.", min=0)
+    input_cost: float | None = setting(None, "USD per million prompt tokens, for teachers litellm cannot price "
+                                             "(with --output-cost).", min=0)
+    output_cost: float | None = setting(None, "USD per million completion tokens (with --input-cost).", min=0)
+    max_outage: float = setting(600.0, "Seconds the teacher may fail every attempt before the run stops "
+                                       "(resumable).", min=0, min_open=True)
+    cache: str | None = setting(None, "Request cache file to share across runs (default RUN/cache.sqlite).")
+
+    def checks(self) -> list[str]:
+        problems = []
+        if self.prompt_seed_tasks + self.prompt_machine_tasks < 1:
+            problems.append("a bootstrap prompt needs at least one example task: raise --prompt-seed-tasks")
+        if (self.input_cost is None) != (self.output_cost is None):
+            problems.append("--input-cost and --output-cost go together")
+        if self.min_words > self.max_words:
+            problems.append(f"--min-words ({self.min_words}) must be at most --max-words ({self.max_words})")
+        if self.recall_threshold > self.novelty_threshold:
+            problems.append("--recall-threshold must be at most --novelty-threshold")
+        if self.api_base is not None and not self.api_base.startswith(("http://", "https://")):
+            problems.append(f"--api-base must be an http:// or https:// URL, not {self.api_base!r}")
+        for name in ("out", "teacher"):
+            if not getattr(self, name).strip():
+                problems.append(f"--{name} cannot be empty")
+        return problems

@@ -1,0 +1,87 @@
+"""synth's own OpenAI clients for OpenAI-compatible servers: SDK retries off, the raw reply body kept (litellm reports a
+reply with no finish_reason as "stop"), and connections split over small pools.
+
+httpx's pool scans every connection on every request, so one pool slows down with the square of a large
+concurrency; several pools of `SHARD` connections do not. Pools are made as the load needs them, never up front, so
+the cost of a high --concurrency grows with the requests in flight, not with the setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import os
+from typing import Any
+
+PLACEHOLDER_KEY = "sk-no-key-needed"
+SHARD = 16      # connections per HTTP pool
+# The raw body of the reply being read in this task, so a reply is judged as the server sent it.
+_RAW_BODIES: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar("synth_raw_bodies", default=None)
+
+
+class ClientPool:
+    def __init__(self, api_base: str | None, api_key: str | None, concurrency: int, timeout: float):
+        self.api_base, self.api_key, self.timeout = api_base, api_key, timeout
+        self.max_shards = max(1, -(-concurrency // SHARD))
+        self.clients: list[Any] = []
+        self.load: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def take(self) -> tuple[int, Any]:
+        """(shard, client) with the fewest requests in flight, counted as taken until `give_back(shard)`.
+
+        Round-robin would queue a request behind a pool whose connections all wait on slow replies while other
+        pools sit idle; the least-loaded pool has a free connection, as no pool is asked for more than its share."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:                  # clients belong to one event loop
+            self.clients, self.load, self._loop = [], [], loop
+        shard = min(range(len(self.load)), key=self.load.__getitem__) if self.load else None
+        if (shard is None or self.load[shard] >= SHARD) and len(self.clients) < self.max_shards:
+            self.clients.append(self._client())
+            self.load.append(0)
+            shard = len(self.clients) - 1
+        assert shard is not None
+        self.load[shard] += 1
+        return shard, self.clients[shard]
+
+    def give_back(self, shard: int) -> None:
+        if shard < len(self.load):
+            self.load[shard] -= 1
+
+    def _client(self) -> Any:
+        import httpx
+        import openai
+
+        key = self.api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+        limits = httpx.Limits(max_connections=SHARD + 2, max_keepalive_connections=SHARD + 2)
+        return openai.AsyncOpenAI(api_key=key, base_url=self.api_base, max_retries=0, http_client=httpx.AsyncClient(
+            limits=limits, timeout=self.timeout, event_hooks={"response": [_keep_body]}))
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.close()
+        self.clients, self.load = [], []
+
+
+def watch_bodies() -> list[bytes]:
+    """Start keeping the raw chat-completion bodies read in this task; returns the list they go into."""
+    bodies: list[bytes] = []
+    _RAW_BODIES.set(bodies)
+    return bodies
+
+
+async def _keep_body(response) -> None:
+    bodies = _RAW_BODIES.get()
+    if bodies is not None and response.request.url.path.endswith("/chat/completions"):
+        await response.aread()
+        bodies.append(response.content)
+
+
+def cut_short(body: bytes) -> bool:
+    """A reply whose first choice carries no finish_reason was cut short, whatever litellm reports."""
+    try:
+        choice = json.loads(body)["choices"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False  # not JSON, or an error body: litellm has already judged it
+    return isinstance(choice, dict) and choice.get("finish_reason") is None
