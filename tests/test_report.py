@@ -167,7 +167,7 @@ def report_cli(monkeypatch, capsys, *args):
 @pytest.mark.parametrize("name, text, fragment", [
     ("config.json", '{"novelty_threshold": ', "config.json: not valid JSON (Expecting value: line 1"),
     ("config.json", "[1, 2]\n", "config.json: holds an array, not a JSON object"),
-    ("config.json", '{"novelty_threshold": "high"}', "config.json: novelty_threshold must be a number"),
+    ("config.json", '{"novelty_threshold": "high"}', "config.json: its 'novelty_threshold' is \"high\", not"),
     ("manifest.json", '{"status": "comp', "manifest.json: not valid JSON"),
 ])
 def test_broken_json_file_is_a_one_line_error(run_folder, monkeypatch, capsys, name, text, fragment):
@@ -221,7 +221,8 @@ class CountingEmbedder:
 
     def encode(self, texts):
         self.seen += texts
-        return np.array([[len(t), t.count(" "), t.count("e"), 1.0] for t in texts], dtype=np.float32)
+        vectors = np.array([[len(t), t.count(" "), t.count("e"), 1.0] for t in texts], dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def cut_items_line(gate):
@@ -271,3 +272,67 @@ def test_an_empty_run_is_reported_without_warnings(tmp_path, embedder):
         warnings.simplefilter("error")
         paths = build_report(run, embedder=embedder)
     assert json.loads(paths.numbers.read_text())["counts"]["records"] == 0
+
+
+def _edit_jsonl(path, index, change):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    change(rows[index])
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.mark.parametrize("name, change, fragment", [
+    ("data.jsonl", lambda r: r.update(system_message={}), "data.jsonl:1: not a synth record (no string system_message.id)"),
+    ("data.jsonl", lambda r: r["provenance"].update(usage=[1, 2]), "data.jsonl:1: in provenance, its 'usage' is [1, 2]"),
+    ("rejected.jsonl", lambda r: r.update(score="high"), "rejected.jsonl:1: its 'score' is \"high\""),
+    ("tasks.jsonl", lambda r: r.update(bootstrap_no="0"), "tasks.jsonl:1: its 'bootstrap_no' is \"0\""),
+])
+def test_a_field_of_the_wrong_type_is_one_line_naming_file_and_line(run_folder, monkeypatch, capsys, name, change,
+                                                                     fragment):
+    _edit_jsonl(run_folder / name, 0, change)
+    code, err = report_cli(monkeypatch, capsys, run_folder)
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1 and fragment in err, err
+
+
+def test_a_string_count_in_the_manifest_is_one_line(run_folder, monkeypatch, capsys):
+    manifest = json.loads((run_folder / "manifest.json").read_text())
+    (run_folder / "manifest.json").write_text(json.dumps({**manifest, "counts": {"records": "8"}}))
+    code, err = report_cli(monkeypatch, capsys, run_folder)
+    assert code == 2 and "manifest.json: in counts, its 'records' is \"8\"" in err and err.count("\n") == 1
+
+
+def _stored_gate(run_folder):
+    from synth.gate.embeddings import EmbeddingStore
+
+    fake = CountingEmbedder()
+    texts = [i for _, i, *_ in TASKS]
+    EmbeddingStore(run_folder / "gate", fake.name, fake.dim).append([t for t, *_ in TASKS], texts, fake.encode(texts))
+    fake.seen.clear()
+    return fake
+
+
+@pytest.mark.parametrize("damage", [
+    lambda raw: np.random.default_rng(0).bytes(len(raw)),
+    lambda raw: np.full(len(raw) // 4, np.nan, dtype=np.float32).tobytes(),
+    lambda raw: raw[: len(raw) // 2],
+], ids=["random-bytes", "nan", "short"])
+def test_damaged_vectors_are_embedded_afresh_with_a_note_and_the_run_is_never_written(run_folder, damage):
+    fake = _stored_gate(run_folder)
+    vectors = run_folder / "gate" / "vectors.f32"
+    vectors.write_bytes(damage(vectors.read_bytes()))
+    before = {p.name: p.read_bytes() for p in (run_folder / "gate").iterdir()}
+    numbers = collect(run_folder, embedder=fake, clusters=3)
+    assert {p.name: p.read_bytes() for p in (run_folder / "gate").iterdir()} == before
+    assert numbers["diversity"]["vendi_score"] is not None and set(fake.seen)
+    assert any("vectors.f32" in note and "embedded those tasks afresh" in note for note in numbers["notes"])
+
+
+def test_sound_vectors_are_used_as_saved(run_folder):
+    fake = _stored_gate(run_folder)
+    numbers = collect(run_folder, embedder=fake, clusters=3)
+    assert not numbers["notes"] and not set(fake.seen) & {i for _, i, *_ in TASKS}
+
+
+def test_a_retried_failure_no_longer_counts_as_failed(run_folder, embedder):
+    with open(run_folder / "rejected.jsonl", "a") as fh:
+        fh.write(json.dumps({"id": "r5", "kind": "retried", "stage": "answer", "reason": "finish_length"}) + "\n")
+    assert collect(run_folder, embedder=embedder, clusters=3)["counts"]["failed"] == {}

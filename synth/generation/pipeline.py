@@ -7,43 +7,31 @@ failure (with its reason and raw text) to rejected.jsonl, an accepted task to ta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import sqlite3
 import time
-from collections import Counter, deque
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from .config import GenerateConfig
 from ..errors import BudgetExceeded, FatalTeacherError, StopRequested, StorageError, TeacherError
-from .filters import FilterConfig, filter_reason
 from ..gate.queue import GateQueue
-from typing import TYPE_CHECKING
+from ..records import now_iso, schema_errors
+from ..tasks import Task, content_id
+from ..teacher.client import Completion, LiteLLMTeacher
+from .config import GenerateConfig
+from .filters import FilterConfig, filter_reason
+from .kinds import infer_kind
+from .ledger import Progress, RunLog, RunResult
+from .parsing import parse_instances, parse_numbered_list, parse_yes_no
+from .runfolder import RunFolder, RunState
+from .stages import (answer_messages, bootstrap_messages, choose_system_message, classify_messages,
+                     instances_messages, sample_examples, template_hashes)
 
 if TYPE_CHECKING:
     from ..gate.novelty import NoveltyGate, Verdict
-from .kinds import infer_kind
-from .parsing import parse_instances, parse_numbered_list, parse_yes_no
-from ..records import now_iso, schema_errors
-from .runfolder import DATA, REJECTED, TASKS, RunFolder, RunState
-from .stages import (answer_messages, bootstrap_messages, choose_system_message, classify_messages,
-                     instances_messages, sample_examples, template_hashes)
-from ..tasks import Task, content_id
-from ..teacher.client import Completion, LiteLLMTeacher
 
-Progress = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class RunResult:
-    path: str
-    status: str              # completed | stopped_budget | stalled | interrupted | failed
-    records: int
-    manifest: dict[str, Any]
-    message: str = ""
-
+__all__ = ["Generator", "Progress", "RunResult"]
 
 # Bootstrap prompts are asked for until the tasks in hand and in flight would make this much more than --num: a late
 # bootstrap reply sits at the head of a chain of four calls (classify, instances, answers), so running short at the
@@ -62,11 +50,7 @@ class Generator:
         self.filters = FilterConfig(config.min_words, config.max_words, tuple(config.blacklist), tuple(config.banned_prefixes))
         self.hashes = template_hashes()
         self.machine = list(state.machine_tasks)
-        self.records = len(state.record_ids)
-        self.rejected = Counter(state.rejected)
-        self.failed = Counter(state.failed)
-        self.progressed = False               # a record, a task or a rejection written: the teacher is answering
-        self._outcomes_at_start = self._outcomes()
+        self.log = RunLog(run, state, teacher, self.target, len(seeds), progress)
         self.bootstrap_no = state.bootstrap_requests
         self.idle_rounds = 0
         self.yields: list[int] = []
@@ -77,12 +61,6 @@ class Generator:
         self.fatal: BaseException | None = None
         self._gate_queue = GateQueue(gate, on_time=self._add_gate_time) if gate is not None else None
         self._jobs: set[asyncio.Task] = set()
-        self._unfinished: set[str] = set()    # tasks with a failed request: not marked completed, so resumed
-        self._started = time.monotonic()
-        self._started_at = state.manifest.get("started_at") or now_iso()
-        self._last_checkpoint = 0.0
-        self.timings: Counter = Counter()     # seconds spent in synth's own stages, not waiting on the teacher
-        self._files = {name: _TimedAppender(appender, self.timings) for name, appender in run.appenders().items()}
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -112,8 +90,8 @@ class Generator:
                 if self.fatal is not None:
                     await self._cancel_all()
                     break
-                if time.monotonic() - self._last_checkpoint > 2.0:
-                    self._checkpoint("running")
+                if time.monotonic() - self.log.last_checkpoint > 2.0:
+                    self.log.checkpoint("running", self.bootstrap_no)
             status = self._final_status()
         except asyncio.CancelledError:        # a second Ctrl-C: stop at once, but still save and report
             asyncio.current_task().uncancel()
@@ -122,37 +100,14 @@ class Generator:
             if status == "interrupted":
                 await self._cancel_all()
             try:
-                manifest = self._checkpoint(status)
+                manifest = self.log.checkpoint(status, self.bootstrap_no)
             except OSError:   # a full disk: the JSONL files are the truth, the manifest only sums them up
                 manifest = {}
-            for appender in self._files.values():
-                with contextlib.suppress(OSError):
-                    appender.close()
+            self.log.close()
         if self.fatal is not None:
             raise self.fatal
-        message = {
-            "interrupted": f"interrupted: everything finished is saved; continue with synth generate --resume {self.run.path}",
-            "stopped_budget": "stopped at --max-cost; raise it and run again with --resume to go on",
-            "stalled": f"stopped: {self.config.max_idle_rounds} bootstrap prompts in a row added no new task "
-                       f"({self._commonest_losses()}); {self._stall_advice()}",
-            "incomplete": f"finished, but {sum(self.failed.values())} request(s) failed for good "
-                          f"({self._commonest_losses(self.failed)}); synth generate --resume {self.run.path} sends "
-                          f"them again ({self._stall_advice(self.failed)})",
-        }.get(status, "")
-        return RunResult(str(self.run.path), status, self.records, manifest, message)
-
-    def _commonest_losses(self, counts: Counter | None = None) -> str:
-        losses = (counts if counts is not None else self.failed + self.rejected).most_common(3)
-        return "most often " + ", ".join(f"{reason} x{count}" for reason, count in losses) if losses else "no replies"
-
-    def _stall_advice(self, counts: Counter | None = None) -> str:
-        top = (counts if counts is not None else self.failed + self.rejected).most_common(1)
-        reason = top[0][0] if top else ""
-        if reason == "finish_length":
-            return "the teacher runs out of tokens: raise --max-tokens"
-        if reason.startswith("http_") or reason in ("connection", "unreachable", "deadline", "malformed"):
-            return "the teacher's calls fail: check --teacher and --api-base, or raise --timeout"
-        return "try more seeds, a higher --novelty-threshold or a stronger --teacher"
+        return RunResult(str(self.run.path), status, self.log.records, manifest,
+                         self.log.message(status, self.config.max_idle_rounds))
 
     def _final_status(self) -> str:
         if self.fatal is not None:
@@ -160,11 +115,11 @@ class Generator:
         if self.stop_reason:
             return self.stop_reason
         if self.queries is not None and not self.backlog:
-            return "incomplete" if sum(self.failed.values()) else "completed"
-        return "completed" if self.records >= self.target else "stalled"
+            return "incomplete" if sum(self.log.failed.values()) else "completed"
+        return "completed" if self.log.records >= self.target else "stalled"
 
     def _expected_records(self) -> int:
-        return self.records + self.inflight_tasks * self.config.instances_per_task
+        return self.log.records + self.inflight_tasks * self.config.instances_per_task
 
     @property
     def _max_inflight_tasks(self) -> int:
@@ -230,17 +185,9 @@ class Generator:
             # The teacher answered but the answer is unusable (cut at length, filtered, empty): rejected.
             # No usable answer arrived at all: failed.
             kind = "rejected" if exc.reason.startswith(("finish_", "empty_")) else "failed"
-            self._reject(item_id, kind, stage, exc.reason, **context, detail=str(exc))
-            if kind == "failed":
-                self._unfinished.add(context.get("task_id", item_id))
+            self.log.reject(item_id, kind, stage, exc.reason, **context, detail=str(exc))
             return None
-        failure = content_id("rej", "failed", stage, item_id)
-        if failure in self.state.failed_ids:
-            reason = self.state.failed_ids.pop(failure)
-            self.failed[reason] -= 1
-            self.failed = +self.failed
-            self._files[REJECTED].append({"id": failure, "kind": "retried", "stage": stage, "reason": reason,
-                                          **context, "created_at": now_iso()})
+        self.log.answered(item_id, stage, context)
         return reply
 
     async def _bootstrap(self, number: int, replay_ids: list[str] | None = None) -> None:
@@ -249,13 +196,13 @@ class Generator:
         if replay_ids is None:
             rng = random.Random(f"{c.seed}:bootstrap:{number}")
             examples = sample_examples(self.seeds, self.machine, rng, c.prompt_seed_tasks, c.prompt_machine_tasks)
-            self._files[TASKS].append({"status": "bootstrap_started", "bootstrap_no": number,
-                                       "pool_ids": [t.id for t in examples], "at": now_iso()})
+            self.log.task_line({"status": "bootstrap_started", "bootstrap_no": number,
+                                "pool_ids": [t.id for t in examples], "at": now_iso()})
         else:
             by_id = {t.id: t for t in self.seeds + self.machine}
             examples = [by_id[i] for i in replay_ids if i in by_id]
         await self._bootstrap_examples(number, examples)
-        self._files[TASKS].append({"status": "bootstrap_done", "bootstrap_no": number, "at": now_iso()})
+        self.log.task_line({"status": "bootstrap_done", "bootstrap_no": number, "at": now_iso()})
 
     async def _bootstrap_examples(self, number: int, examples: list[Task]) -> None:
         c = self.config
@@ -266,10 +213,10 @@ class Generator:
         if completion is None:
             self.idle_rounds += 1
             return
-        with self._timed("parsing"):
+        with self.log.timed("parsing"):
             items = parse_numbered_list(completion.text)
         if not items:
-            self._reject(f"b{number}", "rejected", "parse", "unparseable_list", **where, text=completion.text)
+            self.log.reject(f"b{number}", "rejected", "parse", "unparseable_list", **where, text=completion.text)
             self.idle_rounds += 1
             self.yields.append(0)
             return
@@ -279,7 +226,7 @@ class Generator:
             reason = filter_reason(text, self.filters)
             task_id = content_id("task", text, str(number), str(i))
             if reason:
-                self._reject(f"b{number}:{i}", "rejected", "filter", reason, **where, text=text)
+                self.log.reject(f"b{number}:{i}", "rejected", "filter", reason, **where, text=text)
             elif task_id not in known:      # a replayed bootstrap: this task was accepted before the crash
                 candidates.append((task_id, text))
         accepted = 0
@@ -291,7 +238,7 @@ class Generator:
                     self._accept_task(Task(task_id, text, origin="machine"), verdict, pool_ids, number)
                 else:
                     reason = "near_duplicate" if verdict.stage == "embedding" else "same_task"
-                    self._reject(task_id, "rejected", "novelty", reason, **where, text=text, novelty_stage=verdict.stage,
+                    self.log.reject(task_id, "rejected", "novelty", reason, **where, text=text, novelty_stage=verdict.stage,
                                  neighbour_id=verdict.neighbour_id, score=round(verdict.score, 4))
         self.yields.append(accepted)
         self.idle_rounds = 0 if accepted else self.idle_rounds + 1
@@ -304,10 +251,9 @@ class Generator:
                         "threshold": self.config.novelty_threshold, "stage": verdict.stage},
             "created_at": now_iso(),
         }
-        self._files[TASKS].append(meta)
         self.machine.append(task)
         self.backlog.append((task, meta))
-        self._report()
+        self.log.task_line(meta)
 
     async def _complete_task(self, task: Task, meta: dict[str, Any]) -> None:
         c = self.config
@@ -326,11 +272,11 @@ class Generator:
         reply = await self._ask(instances_messages(task, c.instances_per_task), "instances", task.id, {"task_id": task.id})
         if reply is None:
             return self._task_done(task)
-        with self._timed("parsing"):
+        with self.log.timed("parsing"):
             instances = _distinct_inputs(parse_instances(reply.text, output_first=task.is_classification))
         instances = instances[: c.instances_per_task]
         if not instances:
-            self._reject(f"{task.id}:instances", "rejected", "parse", "unparseable_instances", task_id=task.id, text=reply.text)
+            self.log.reject(f"{task.id}:instances", "rejected", "parse", "unparseable_instances", task_id=task.id, text=reply.text)
             return self._task_done(task)
         await asyncio.gather(*(self._answer(task, meta, i, inst) for i, inst in enumerate(instances)))
         self._task_done(task)
@@ -361,118 +307,19 @@ class Generator:
                 "run_seed": self.config.seed, "synth_version": __version__,
             },
         }
-        with self._timed("validating"):
+        with self.log.timed("validating"):
             errors = schema_errors(record)
         if errors:
-            self._reject(record_id, "failed", "validate", "schema_invalid", **context, detail="; ".join(errors[:3]),
+            self.log.reject(record_id, "failed", "validate", "schema_invalid", **context, detail="; ".join(errors[:3]),
                          text=reply.text)
             return
-        self._files[DATA].append(record)
-        self.state.record_ids.add(record_id)
-        self.records += 1
-        self._report()
+        self.log.record(record)
 
     def _add_gate_time(self, seconds: float) -> None:
-        self.timings["novelty_gate"] += seconds
-
-    @contextlib.contextmanager
-    def _timed(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[stage] += time.perf_counter() - start
+        self.log.timings["novelty_gate"] += seconds
 
     def _task_done(self, task: Task) -> None:
-        if task.id in self._unfinished:       # a request failed: --resume finishes the task
-            return
-        self._files[TASKS].append({"status": "completed", "id": task.id, "at": now_iso()})
-
-    # ---- bookkeeping ----------------------------------------------------------------------------
-
-    def _reject(self, item_id: str, kind: str, stage: str, reason: str, **fields: Any) -> None:
-        rejection_id = content_id("rej", kind, stage, item_id)
-        if rejection_id in self.state.rejected_ids or rejection_id in self.state.failed_ids:
-            return                            # already written (a replay), or a failure that failed again
-        if kind == "failed":
-            self.state.failed_ids[rejection_id] = reason
-        else:
-            self.state.rejected_ids.add(rejection_id)
-        (self.failed if kind == "failed" else self.rejected)[reason] += 1
-        self._files[REJECTED].append({"id": rejection_id, "kind": kind, "stage": stage, "reason": reason,
-                                      **fields, "created_at": now_iso()})
-        self._report()
-
-    def _outcomes(self) -> int:
-        return self.records + sum(self.rejected.values()) + len(self.machine)
-
-    def _report(self) -> None:
-        if not self.progressed and self._outcomes() > self._outcomes_at_start:
-            self.progressed = True
-            self.run.commit()                 # the teacher answers: a run this one replaces can go now
-        if self.progress:
-            self.progress({"records": self.records, "target": self.target,
-                           "rejected": sum(self.rejected.values()), "failed": sum(self.failed.values()),
-                           "cost": self.teacher.budget.spent, "tasks": len(self.machine)})
-
-    def _checkpoint(self, status: str) -> dict[str, Any]:
-        prior = self.state.manifest
-        usage = self._usage(prior.get("usage", {}))
-        manifest = {
-            "synth_version": __version__,
-            "status": status,
-            "teacher": self.teacher.model,
-            "started_at": self._started_at,
-            "updated_at": now_iso(),
-            "elapsed_s": round(prior.get("elapsed_s", 0.0) + time.monotonic() - self._started, 2),
-            "sessions": prior.get("sessions", 0) + 1,
-            "counts": {
-                "seed_tasks": len(self.seeds),
-                "bootstrap_requests": self.bootstrap_no,
-                "tasks_accepted": len(self.machine),
-                "records": self.records,
-                "rejected": dict(self.rejected),
-                "failed": dict(self.failed),
-            },
-            "usage": usage,
-            "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
-        }
-        self.run.save_manifest(manifest)
-        self._last_checkpoint = time.monotonic()
-        return manifest
-
-
-    def _usage(self, prior: dict[str, Any]) -> dict[str, Any]:
-        """Tokens, attempts and cost are sums over the spend ledger, so they stay exact across kills; cache
-        lookups are counted per session on top of the last manifest."""
-        budget = self.teacher.budget
-        teacher, verifier = budget.tally("teacher").settled(), budget.tally("verifier").settled()
-        usage = {"calls": prior.get("calls", 0) + self.teacher.usage.calls,
-                 "cached_calls": prior.get("cached_calls", 0) + self.teacher.usage.cached_calls,
-                 **{k: teacher[k] for k in ("attempts", "prompt_tokens", "completion_tokens", "cost_usd")}}
-        if verifier["requests"]:
-            usage["verifier"] = verifier
-        if budget.unsettled:
-            usage["unsettled_usd"] = round(budget.unsettled, 6)    # reserved by a killed session, never settled
-        usage["total_cost_usd"] = round(teacher["cost_usd"] + verifier["cost_usd"] + budget.unsettled, 6)
-        return usage
-
-
-class _TimedAppender:
-    """A JSONL appender that adds its write time to the run's "writing" timing."""
-
-    def __init__(self, appender, timings: Counter):
-        self.appender, self.timings = appender, timings
-
-    def append(self, obj: dict[str, Any]) -> None:
-        start = time.perf_counter()
-        try:
-            self.appender.append(obj)
-        finally:
-            self.timings["writing"] += time.perf_counter() - start
-
-    def close(self) -> None:
-        self.appender.close()
+        self.log.task_done(task.id)
 
 
 def _distinct_inputs(instances: list[dict[str, str]]) -> list[dict[str, str]]:

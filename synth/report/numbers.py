@@ -13,7 +13,8 @@ import numpy as np
 from . import diversity as metrics
 from ..gate.embeddings import DEFAULT_EMBEDDER, Embedder, EmbeddingStore, shared_embedder
 from ..errors import InputFileError, RunFolderError
-from ..formats import read_rows, record_problem
+from ..formats import read_rows
+from . import checks
 from ..generation.runfolder import CONFIG, DATA, MANIFEST, REJECTED, TASKS
 
 GATE_FOLDER = "gate"           # where a run keeps its gate's vectors (see NoveltyGate(store=...))
@@ -26,7 +27,13 @@ MOVE_ASIDE = "fix it, or move it aside to report without it"
 FIX_LINE = "synth report reads the run folders synth generate writes: fix or delete that line"
 
 
-def _json(path: Path, advice: str = MOVE_ASIDE) -> dict[str, Any]:
+def _settled(rejected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rejections and failures that still stand: a failure a later session answered ("retried") is gone."""
+    retried = {row["id"] for row in rejected if row["kind"] == "retried"}
+    return [row for row in rejected if row["kind"] != "retried" and row["id"] not in retried]
+
+
+def _json(path: Path, advice: str = MOVE_ASIDE, check=None) -> dict[str, Any]:
     """A JSON object file of the run folder; {} when there is none."""
     if not path.is_file():
         return {}
@@ -38,6 +45,9 @@ def _json(path: Path, advice: str = MOVE_ASIDE) -> dict[str, Any]:
         raise InputFileError(path, f"not valid JSON ({why}){advice}") from None
     if not isinstance(value, dict):
         raise InputFileError(path, f"holds {JSON_KINDS[type(value)]}, not a JSON object{advice}")
+    problem = check(value) if check else None
+    if problem:
+        raise InputFileError(path, f"{problem}{advice}")
     return value
 
 
@@ -53,11 +63,6 @@ def _rows(path: Path, problem=None, notes: list[str] | None = None) -> list[dict
             raise row.error(f"{why}; {FIX_LINE}")
         rows.append(row.data)
     return rows
-
-
-def _record_problem(row: Any) -> str | None:
-    problem = record_problem(row)
-    return f"not a synth record ({problem})" if problem else None
 
 
 def _mean(values: list[float]) -> float | None:
@@ -137,13 +142,11 @@ def collect(run: str | Path, *, embedder: Embedder | None = None, sample_size: i
     notes: list[str] = []        # what the reader of the report should know: a cut line, a cache not used
     if not (run / DATA).is_file() and not (run / CONFIG).is_file():
         raise RunFolderError(f"{run} is not a synth run folder (no {DATA} or {CONFIG})")
-    config, manifest = _json(run / CONFIG), _json(run / MANIFEST)
-    records = _rows(run / DATA, _record_problem, notes)
-    rejected = _rows(run / REJECTED, notes=notes)
-    accepted_tasks = [row for row in _rows(run / TASKS, notes=notes) if row.get("status") == "accepted"]
+    config, manifest = _json(run / CONFIG, check=checks.config), _json(run / MANIFEST, check=checks.manifest)
+    records = _rows(run / DATA, checks.record, notes)
+    rejected = _settled(_rows(run / REJECTED, checks.rejected, notes))
+    accepted_tasks = [row for row in _rows(run / TASKS, checks.task, notes) if row["status"] == "accepted"]
     threshold = config.get("novelty_threshold", 0.9)
-    if type(threshold) not in (int, float) or not isinstance(config.get("embedder", ""), str):
-        raise InputFileError(run / CONFIG, f"novelty_threshold must be a number and embedder a name; {MOVE_ASIDE}")
 
     instructions = [r["task"]["instruction"] for r in records]
     responses = [r["response"] for r in records]
