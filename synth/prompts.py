@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import string
 from dataclasses import dataclass
 from functools import cache
@@ -49,13 +48,10 @@ class SystemMessage:
 
 @cache
 def system_messages() -> tuple[SystemMessage, ...]:
-    path = prompts_dir() / "system_messages.jsonl"
-    messages = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            messages.append(SystemMessage(row["id"], row["text"], tuple(row.get("kinds", ()))))
-    return tuple(messages)
+    from .formats import read_rows
+
+    rows = read_rows(prompts_dir() / "system_messages.jsonl")
+    return tuple(SystemMessage(r.data["id"], r.data["text"], tuple(r.data.get("kinds", ()))) for r in rows)
 
 
 def system_messages_for(kind: str) -> list[SystemMessage]:

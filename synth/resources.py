@@ -10,7 +10,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 @cache
 def bundled_dir(name: str) -> Path:
-    """Return the folder `prompts` or `seeds`, from the installed wheel or the checkout."""
+    """Return the bundled folder `name` (prompts, seeds, evals, personas), from the installed wheel or the checkout."""
     for candidate in (_PACKAGE / "_bundled" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate
@@ -23,6 +23,14 @@ def prompts_dir() -> Path:
 
 def seeds_dir() -> Path:
     return bundled_dir("seeds")
+
+
+def evals_dir() -> Path:
+    return bundled_dir("evals")
+
+
+def personas_dir() -> Path:
+    return bundled_dir("personas")
 
 
 def schema_path() -> Path:

@@ -19,6 +19,7 @@ def test_wheel_contains_prompts_and_seeds(tmp_path):
     for prompt in (ROOT / "prompts").iterdir():
         assert f"synth/_bundled/prompts/{prompt.name}" in names
     assert "synth/_bundled/seeds/general.jsonl" in names
+    assert "synth/_bundled/evals/heldout.jsonl" in names and "synth/_bundled/personas/builtin.jsonl" in names
     assert "synth/record.schema.json" in names
 
     # installed from the wheel alone (no checkout beside it), synth finds its seeds, prompts and schema inside it
@@ -39,3 +40,13 @@ def test_public_api():
     for name in synth.__all__:
         assert hasattr(synth, name), name
     assert callable(synth.generate) and callable(synth.export)
+
+
+def test_the_readme_api_table_is_the_public_api():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("The public API, all importable from `synth`", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"`(\w+)`", table))
+    assert listed == set(synth.__all__) - {"__version__"}
