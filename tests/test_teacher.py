@@ -239,14 +239,22 @@ def test_cache_label_stands_for_the_api_base_in_the_key():
     assert len({t.cache_key(t.request(MESSAGES)) for t in unlabelled}) == 2
 
 
-def test_a_local_run_labels_its_cache_key():
+def test_a_local_run_labels_its_cache_key(tmp_path, monkeypatch):
     from synth.generation.config import GenerateConfig
-    from synth.generation.api import _teacher_options, use_local_server
+    from synth.teacher.session import TeacherSession
 
     class Server:
         model, api_base = "openai/smollm2-135m-instruct", "http://127.0.0.1:40404/v1"
 
-    options = use_local_server(_teacher_options(GenerateConfig(concurrency=8)), Server())
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr("synth.teacher.session.LocalTeacherServer", Server)
+    with TeacherSession("local", GenerateConfig(concurrency=8), folder=tmp_path) as teacher:
+        options = teacher.options
     assert (options.model, options.api_base, options.concurrency, options.cache_label) == (
         Server.model, Server.api_base, 1, "local")
 

@@ -47,6 +47,8 @@ def settings_command(name: str, settings: type[Settings], *, skip: tuple[str, ..
         own_names = {p.name for p in own}
         fields = [f for f in dataclasses.fields(settings)
                   if f.metadata.get("cli", True) and f.name not in skip and f.name not in own_names]
+        declared = set(settings.__dict__.get("__annotations__", {}))
+        fields.sort(key=lambda f: f.name not in declared)        # the command's own settings before shared ones
         hints = typing.get_type_hints(settings)
         params = own + [_parameter(f, hints[f.name]) for f in fields]
         lists = {f.name for f in fields if typing.get_origin(_strip_none(hints[f.name])) is list}

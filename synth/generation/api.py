@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
 from ..gate.embeddings import EmbeddingStore, shared_embedder
 from ..gate.verifier import llm_verifier
-from ..teacher.budget import Budget, Prices
+from ..teacher.base import check_api_key
 from ..teacher.cache import RequestCache
-from ..teacher.client import LiteLLMTeacher, TeacherOptions, check_api_key
-from ..teacher.local import LocalTeacherServer
+from ..teacher.jobs import run_with_stop_signals
+from ..teacher.session import TeacherSession, check_teacher
 from .config import LOCAL_TEACHER, GenerateConfig
 from .pipeline import Generator, Progress, RunResult
-from .runfolder import CACHE, GATE, SPEND, RunFolder, RunState
+from .runfolder import CACHE, GATE, RunFolder, RunState
 from .seeds import load_seeds
 
 
@@ -75,9 +74,7 @@ def generate(config: GenerateConfig | dict[str, Any] | None = None, *, resume: s
 
 def _check_teachers(config: GenerateConfig, local: bool) -> tuple[str | None, str | None]:
     """(teacher key, verifier key); a missing key or an unpriceable --max-cost is an error before anything runs."""
-    api_key = None if local else check_api_key(config.teacher, config.api_base)
-    if config.max_cost is not None and not local:      # the embedded teacher costs nothing
-        Prices(config.teacher, config.input_cost, config.output_cost).require()
+    api_key = check_teacher(config.teacher, config)
     same = config.verifier == config.teacher          # the verifier shares the teacher's endpoint and prices
     verifier_key = check_api_key(config.verifier, config.api_base if same else None) if config.verifier else None
     return api_key, verifier_key
@@ -88,24 +85,16 @@ def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seed
     api_key, verifier_key = keys
     same = config.verifier == config.teacher
     with contextlib.ExitStack() as stack:
-        options = _teacher_options(config)
-        if local:
-            use_local_server(options, stack.enter_context(LocalTeacherServer()))
-            api_key = "sk-local"
-        cache = RequestCache(cache_path)
-        stack.callback(cache.close)
-        budget = Budget.with_ledger(config.max_cost, run.file(SPEND))
-        stack.callback(budget.close)
-        teacher = LiteLLMTeacher(options, cache=cache, budget=budget, api_key=api_key, check_key=False)
+        teacher = stack.enter_context(TeacherSession(config.teacher, config, folder=run.path, api_key=api_key))
         gate = verifier = None
         if queries is None:
             from ..gate.novelty import NoveltyGate      # faiss loads only when a gate is needed
 
             if config.verifier:
-                verifier = llm_verifier(config.verifier, api_base=config.api_base if same else None, cache=cache,
-                                        budget=budget, api_key=verifier_key, timeout=config.timeout,
-                                        max_retries=config.max_retries, max_outage=config.max_outage,
-                                        input_cost=config.input_cost if same else None,
+                verifier = llm_verifier(config.verifier, api_base=config.api_base if same else None,
+                                        cache=teacher.cache, budget=teacher.budget, api_key=verifier_key,
+                                        timeout=config.timeout, max_retries=config.max_retries,
+                                        max_outage=config.max_outage, input_cost=config.input_cost if same else None,
                                         output_cost=config.output_cost if same else None)
             gate = NoveltyGate(embedder, config.novelty_threshold, index=config.novelty_index,
                                recall_threshold=config.recall_threshold if verifier else None, verifier=verifier,
@@ -115,50 +104,11 @@ def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seed
             stack.callback(gate.save_index)
         run.save_config(config)                     # only now: a refused resume or a failed set-up changes nothing
         generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries)
-        return asyncio.run(_run(generator, teacher, verifier))
+        teachers = [teacher] + ([verifier.teacher] if verifier is not None else [])
+        return run_with_stop_signals(lambda: _loop(generator, verifier), teachers)
 
 
-async def _run(generator: Generator, teacher: LiteLLMTeacher, verifier) -> RunResult:
-    """The first Ctrl-C or SIGTERM lets calls in flight finish and sends nothing new; a second one cancels."""
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
+async def _loop(generator: Generator, verifier) -> RunResult:
     if verifier is not None:
-        verifier.bind(loop)
-
-    def on_signal() -> None:
-        if teacher.stopping and main is not None:
-            main.cancel()
-        teacher.stopping = True
-        if verifier is not None:
-            verifier.teacher.stopping = True
-
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
-            loop.add_signal_handler(sig, on_signal)
-            installed.append(sig)
-    try:
-        return await generator.run_loop()
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        await teacher.aclose()
-        if verifier is not None:
-            await verifier.teacher.aclose()
-
-
-def _teacher_options(config: GenerateConfig) -> TeacherOptions:
-    return TeacherOptions(
-        model=config.teacher, api_base=config.api_base, temperature=config.temperature, top_p=config.top_p,
-        max_tokens=config.max_tokens, concurrency=config.concurrency, rpm=config.rpm, tpm=config.tpm,
-        max_retries=config.max_retries, timeout=config.timeout, max_outage=config.max_outage,
-        input_cost=config.input_cost, output_cost=config.output_cost,
-    )
-
-
-def use_local_server(options: TeacherOptions, server: LocalTeacherServer) -> TeacherOptions:
-    """Point the options at the embedded teacher. Its port is new every session, so the cache key carries
-    a fixed label instead: a resumed local run finds its earlier replies in the cache."""
-    options.model, options.api_base, options.concurrency = server.model, server.api_base, 1
-    options.cache_label = LOCAL_TEACHER
-    return options
+        verifier.bind(asyncio.get_running_loop())     # the gate's worker thread asks on this loop
+    return await generator.run_loop()

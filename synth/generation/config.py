@@ -9,21 +9,19 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..gate.embeddings import DEFAULT_EMBEDDER
-from ..settings import Settings, setting
+from ..settings import setting
+from ..teacher.session import LOCAL as LOCAL_TEACHER
+from ..teacher.session import CallSettings
 from .filters import DEFAULT_BLACKLIST
-
-LOCAL_TEACHER = "local"
-MAX_CONCURRENCY = 4096        # requests in flight; the work a setting costs grows with the requests, not with it
 
 
 @dataclass
-class GenerateConfig(Settings):
+class GenerateConfig(CallSettings):
     command: ClassVar[str] = "generate"
 
     out: str = setting("runs/default", "Run folder to create.")
     teacher: str = setting(LOCAL_TEACHER, "Any litellm model string (gpt-4o, claude-..., ollama/..., openai/NAME "
                                           "with --api-base); 'local' for the embedded SmolLM2 teacher.")
-    api_base: str | None = setting(None, "Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama).")
     seeds: str | None = setting(None, "Seed tasks: any dataset synth reads (default: the bundled seeds).")
     queries: str | None = setting(None, "Explanation mode: answer these queries instead of bootstrapping new tasks.")
     num: int | None = setting(None, "Records to make (default 100; in explanation mode, every query).", min=1)
@@ -46,36 +44,14 @@ class GenerateConfig(Settings):
     novelty_index: str = setting("auto", "auto (exact up to 1M tasks, HNSW beyond), flat or hnsw.",
                                  choices=("auto", "flat", "hnsw"))
     embedder: str = setting(DEFAULT_EMBEDDER, "sentence-transformers model folder for the gate (default: bundled MiniLM).")
-    # teacher calls
-    temperature: float = setting(0.7, "Sampling temperature.", min=0, max=2)
-    top_p: float = setting(1.0, "Nucleus sampling mass.", min=0, min_open=True, max=1)
-    max_tokens: int = setting(1024, "Completion tokens per teacher call.", min=16, max=1_000_000)
-    concurrency: int = setting(16, "Teacher requests in flight at once (the embedded teacher uses 1).", min=1,
-                               max=MAX_CONCURRENCY)
-    rpm: int | None = setting(None, "Requests-per-minute limit.", min=1)
-    tpm: int | None = setting(None, "Tokens-per-minute limit.", min=1)
-    max_retries: int = setting(5, "Retries per request on 408/409/429/5xx/connection errors.", min=0, max=100)
-    timeout: float = setting(120.0, "Hard deadline per request attempt, in seconds.", min=0, min_open=True)
-    max_cost: float | None = setting(None, "Hard cap on spending in USD; the run stops cleanly before it.", min=0)
-    input_cost: float | None = setting(None, "USD per million prompt tokens, for teachers litellm cannot price "
-                                             "(with --output-cost).", min=0)
-    output_cost: float | None = setting(None, "USD per million completion tokens (with --input-cost).", min=0)
-    max_outage: float = setting(600.0, "Seconds the teacher may fail every attempt before the run stops "
-                                       "(resumable).", min=0, min_open=True)
-    cache: str | None = setting(None, "Request cache file to share across runs (default RUN/cache.sqlite).")
-
     def checks(self) -> list[str]:
-        problems = []
+        problems = super().checks()
         if self.prompt_seed_tasks + self.prompt_machine_tasks < 1:
             problems.append("a bootstrap prompt needs at least one example task: raise --prompt-seed-tasks")
-        if (self.input_cost is None) != (self.output_cost is None):
-            problems.append("--input-cost and --output-cost go together")
         if self.min_words > self.max_words:
             problems.append(f"--min-words ({self.min_words}) must be at most --max-words ({self.max_words})")
         if self.recall_threshold > self.novelty_threshold:
             problems.append("--recall-threshold must be at most --novelty-threshold")
-        if self.api_base is not None and not self.api_base.startswith(("http://", "https://")):
-            problems.append(f"--api-base must be an http:// or https:// URL, not {self.api_base!r}")
         for name in ("out", "teacher"):
             if not getattr(self, name).strip():
                 problems.append(f"--{name} cannot be empty")
