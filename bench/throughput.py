@@ -3,6 +3,8 @@ in the same run (`make bench`). The teacher has a log-normal latency (median 0.8
 of attempts with 429 + Retry-After, and replies with ~300 tokens.
 
     .venv/bin/python bench/throughput.py [--n 5000] [--concurrency 16 64 256] [--systems synth distilabel curator naive]
+    .venv/bin/python bench/throughput.py --fleet [--write]     # 1, 2, 4, 8 endpoints: fraction of the fleet's capacity
+    .venv/bin/python bench/throughput.py --auto [--write]      # --concurrency auto against a hidden limit vs a sweep
 
 Latency belongs to the query, so every system meets the same slow queries. Two limits are reported, both from the
 queries alone: the mean-rate bound N x mean latency / concurrency (the "concurrency / latency" of the issue), and
@@ -82,7 +84,11 @@ def main() -> None:
                         help="a smaller N at some concurrency, e.g. 16=1000: batch-bound peers take long there")
     parser.add_argument("--systems", nargs="+", default=["synth", "distilabel", "curator", "naive"])
     parser.add_argument("--write", action="store_true", help="put the table in bench/RESULTS.md (replacing the last one)")
+    parser.add_argument("--fleet", action="store_true", help="fleet scaling over 1, 2, 4 and 8 loopback endpoints")
+    parser.add_argument("--auto", action="store_true", help="--concurrency auto against a server with a hidden limit")
     args = parser.parse_args()
+    if args.fleet or args.auto:
+        return fleet_and_auto(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name, FakeTeacherServer(make_script(server_module)) as server:
         tmp = Path(tmp_name)
@@ -107,6 +113,46 @@ def main() -> None:
         results = HERE / "RESULTS.md"
         results.write_text(replace_section(results.read_text(encoding="utf-8"), "Generation throughput", table),
                            encoding="utf-8")
+
+
+def fleet_and_auto(args) -> None:
+    import _fleet
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if args.fleet:
+            rows = _fleet.fleet(tmp, [1, 2, 4, 8], capacity=128, latency=8.0, seconds=24.0)
+            lines = [f"\n## Fleet scaling ({time.strftime('%Y-%m-%d')})\n",
+                     "Command: `.venv/bin/python bench/throughput.py --fleet --write`. k loopback servers (one process "
+                     "of their own), each working on at most 128 requests at once with an 8 s latency (the rest wait, "
+                     "as vLLM queues them): the fleet's capacity is k x 16 req/s. One synth process drives them all with "
+                     "`--concurrency` k x 128 (1,024 in flight at k = 8). Fraction = the ideal makespan "
+                     "(ceil(N / in flight) x 8 s) over the measured wall time.\n",
+                     "| endpoints | in flight | requests | records | wall s | capacity req/s | synth req/s | fraction |",
+                     "|---|---|---|---|---|---|---|---|"]
+            lines += [f"| {r['endpoints']} | {r['in_flight']} | {r['requests']} | {r['records']} | {r['wall_s']} | "
+                      f"{r['capacity_rps']:.0f} | {r['rps']} | {r['fraction']} |" for r in rows]
+            _write(args, "Fleet scaling", "\n".join(lines) + "\n")
+        if args.auto:
+            result = _fleet.auto(tmp, most=10, latency=0.3, n=600, sweep=[2, 4, 8, 16, 32, 64])
+            lines = [f"\n## Adaptive concurrency ({time.strftime('%Y-%m-%d')})\n",
+                     "Command: `.venv/bin/python bench/throughput.py --auto --write`. One loopback server with a hidden "
+                     f"limit of {result['limit_rps']:.0f} req/s (at most 10 requests in any half second; the rest get "
+                     "429 with Retry-After 0.2 s) and a 0.3 s latency; 600 requests for each setting.\n",
+                     "| --concurrency | wall s | req/s | fraction of the hidden limit | final concurrency |",
+                     "|---|---|---|---|---|"]
+            lines += [f"| {c} | {r['wall_s']:.1f} | {r['rps']} | {r['fraction_of_limit']} | {r['concurrency'] or ''} |"
+                      for c, r in result["runs"].items()]
+            lines.append(f"\nBest fixed setting: {result['best_fixed']}; auto reaches "
+                         f"{result['auto_over_best_fixed']}x its throughput without being told the limit.\n")
+            _write(args, "Adaptive concurrency", "\n".join(lines))
+
+
+def _write(args, title: str, table: str) -> None:
+    print(table)
+    if args.write:
+        results = HERE / "RESULTS.md"
+        results.write_text(replace_section(results.read_text(encoding="utf-8"), title, table), encoding="utf-8")
 
 
 def render(rows: list[dict], args) -> str:

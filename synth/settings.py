@@ -29,11 +29,12 @@ _MISSING = dataclasses.MISSING
 
 def setting(default: Any = _MISSING, help: str = "", *, min: float | None = None, max: float | None = None,
             min_open: bool = False, choices: tuple[str, ...] | None = None, factory: Any = None,
-            flag: str | None = None, cli: bool = True) -> Any:
+            flag: str | None = None, cli: bool = True, multiple: bool = False) -> Any:
     """A settings field. `min`/`max` bound a number (`min_open`: strictly above `min`); `choices` fixes a string's
-    values; `flag` names the command-line flag (default `--field-name`); `cli=False` keeps it out of the flags."""
+    values; `flag` names the command-line flag (default `--field-name`); `cli=False` keeps it out of the flags;
+    `multiple` lets a string flag be given several times (joined with commas)."""
     metadata = {"help": help, "min": min, "max": max, "min_open": min_open, "choices": choices, "flag": flag,
-                "cli": cli}
+                "cli": cli, "multiple": multiple}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

@@ -4,7 +4,6 @@ a rerun sends only what is not answered yet, and --max-cost stops it cleanly."""
 import asyncio
 import json
 
-import pytest
 
 from synth.files import read_complete_lines
 from synth.teacher import LiteLLMTeacher, TeacherOptions

@@ -295,7 +295,7 @@ def test_a_new_request_takes_the_http_pool_with_the_fewest_in_flight():
     async def picks():
         teacher = LiteLLMTeacher(TeacherOptions(model="openai/x", api_base="http://127.0.0.1:9/v1", concurrency=64),
                                  check_key=False)
-        pool = teacher._pool
+        pool = teacher.fleet.endpoints[0].pool
         try:
             first = [pool.take()[0] for _ in range(64)]             # 64 in flight over the pools, evenly
             loads = list(pool.load)
@@ -317,8 +317,8 @@ def test_pools_are_made_as_the_load_needs_them_not_for_the_setting():
                                  check_key=False)
         try:
             for _ in range(3):
-                teacher._pool.take()
-            return len(teacher._pool.clients), teacher._pool.max_shards
+                teacher.fleet.endpoints[0].pool.take()
+            return len(teacher.fleet.endpoints[0].pool.clients), teacher.fleet.endpoints[0].pool.max_shards
         finally:
             await teacher.aclose()
     made, most = asyncio.run(picks())

@@ -52,12 +52,19 @@ def settings_command(name: str, settings: type[Settings], *, skip: tuple[str, ..
         hints = typing.get_type_hints(settings)
         params = own + [_parameter(f, hints[f.name]) for f in fields]
         lists = {f.name for f in fields if typing.get_origin(_strip_none(hints[f.name])) is list}
+        multiple = {f.name for f in fields if f.metadata.get("multiple")}
+        numbers_or_words = {f.name for f in fields
+                            if typing.get_origin(_strip_none(hints[f.name])) in (typing.Union, types.UnionType)}
 
         def command(**given: Any) -> Any:
             flags = {f.name: given.pop(f.name) for f in fields}
-            flags = {k: v for k, v in flags.items() if v is not None}
+            flags = {k: v for k, v in flags.items() if v is not None and v != []}
+            for key in multiple & set(flags):                  # given several times: one comma-separated value
+                flags[key] = ",".join(flags[key])
             for key in lists & set(flags):
                 flags[key] = [item.strip() for item in flags[key].split(",") if item.strip()]
+            for key in numbers_or_words & set(flags):
+                flags[key] = int(flags[key]) if flags[key].strip().isdigit() else flags[key]
             return function(**given, **flags)
 
         command.__signature__ = inspect.Signature(params)           # type: ignore[attr-defined]
@@ -87,8 +94,12 @@ def _parameter(field: dataclasses.Field, hint: Any) -> inspect.Parameter:
         default = field.default_factory()                                  # type: ignore[misc]
     if typing.get_origin(kind) is list:
         kind, shown = str, ",".join(default or [])
+    elif typing.get_origin(kind) in (typing.Union, types.UnionType):    # a number or a word ("16" or "auto")
+        kind, shown = str, default
     else:
         shown = default
+    if field.metadata.get("multiple"):
+        kind = list[str]
     if shown not in (None, "", []):
         help_text = f"{help_text} (default {shown})"
     flag = flag_name(field)

@@ -136,6 +136,12 @@ class RunLog:
             "usage": self._usage(prior.get("usage", {})),
             "timings_s": {k: round(v, 3) for k, v in sorted(self.timings.items())},
         }
+        endpoints = self.teacher.endpoint_stats()
+        if len(endpoints) > 1:
+            manifest["endpoints"] = endpoints          # a fleet: requests, failures and latency per server
+        if self.teacher.adaptive is not None:
+            manifest["concurrency"] = {"final": round(self.teacher.adaptive.limit, 2),
+                                       "timeline": self.teacher.adaptive.timeline[-600:]}
         self.run.save_manifest(manifest)
         self.last_checkpoint = time.monotonic()
         return manifest

@@ -56,6 +56,7 @@ class Generator:
         self.yields: list[int] = []
         self.inflight_bootstraps = 0
         self.inflight_tasks = 0
+        self.inflight_expected = 0            # records the tasks in flight are expected to make
         self.backlog: deque[tuple[Task, dict[str, Any]]] = deque()   # accepted tasks not yet answered
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
@@ -77,7 +78,8 @@ class Generator:
                     self.stop_reason = "interrupted"
                 while (self.stop_reason is None and self.backlog and self._expected_records() < self.target
                        and self.inflight_tasks < self._max_inflight_tasks):
-                    self._spawn(self._complete_task(*self.backlog.popleft()), "task")
+                    task, meta = self.backlog.popleft()
+                    self._spawn(self._complete_task(task, meta), "task", self._records_from(task))
                 while self.stop_reason is None and not self.backlog and self._want_bootstrap():
                     self._spawn(self._bootstrap(self.bootstrap_no), "bootstrap")
                     self.bootstrap_no += 1
@@ -119,11 +121,15 @@ class Generator:
         return "completed" if self.log.records >= self.target else "stalled"
 
     def _expected_records(self) -> int:
-        return self.log.records + self.inflight_tasks * self.config.instances_per_task
+        return self.log.records + self.inflight_expected
+
+    def _records_from(self, task: Task) -> int:
+        """How many records a task makes: each instance of a query, or --instances-per-task for a new task."""
+        return max(1, len(task.instances)) if task.origin == "query" else self.config.instances_per_task
 
     @property
     def _max_inflight_tasks(self) -> int:
-        return 2 * self.config.concurrency + 2
+        return 2 * self.config.most_in_flight + 2
 
     def _want_bootstrap(self) -> bool:
         """Another bootstrap prompt while the tasks in flight and expected from prompts in flight fall short."""
@@ -135,15 +141,16 @@ class Generator:
             return False
         per_bootstrap = (sum(self.yields) / len(self.yields)) if self.yields else c.new_tasks_per_prompt * 0.5
         expected = self._expected_records() + self.inflight_bootstraps * max(per_bootstrap, 0.5) * c.instances_per_task
-        return expected < self.target * BOOTSTRAP_MARGIN and self.inflight_bootstraps < max(1, c.concurrency // 4)
+        return expected < self.target * BOOTSTRAP_MARGIN and self.inflight_bootstraps < max(1, c.most_in_flight // 4)
 
-    def _spawn(self, coro, kind: str) -> None:
+    def _spawn(self, coro, kind: str, expected: int = 0) -> None:
         if kind == "bootstrap":
             self.inflight_bootstraps += 1
         else:
             self.inflight_tasks += 1
+            self.inflight_expected += expected
         job = asyncio.ensure_future(coro)
-        job.synth_kind = kind  # type: ignore[attr-defined]
+        job.synth_kind, job.synth_expected = kind, expected  # type: ignore[attr-defined]
         self._jobs.add(job)
 
     def _absorb(self, job: asyncio.Task) -> None:
@@ -151,6 +158,7 @@ class Generator:
             self.inflight_bootstraps -= 1
         else:
             self.inflight_tasks -= 1
+            self.inflight_expected -= job.synth_expected  # type: ignore[attr-defined]
         if job.cancelled():
             return
         error = job.exception()

@@ -47,7 +47,9 @@ class TeacherOptions:
     temperature: float = 0.7
     top_p: float = 1.0
     max_tokens: int = 1024
-    concurrency: int = 16
+    concurrency: int = 16                 # requests in flight; with `adaptive`, the most it may grow to
+    adaptive: bool = False                # --concurrency auto: AIMD on 429s and rising latency (ratelimit.py)
+    endpoints: list[str] = field(default_factory=list)   # a fleet of servers for one model; empty: api_base alone
     rpm: int | None = None
     tpm: int | None = None
     max_retries: int = 5

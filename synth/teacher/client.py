@@ -9,6 +9,8 @@ a stop request, and no wait may outlast --max-outage.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,12 +24,22 @@ from .base import Completion, Teacher, TeacherOptions, check_api_key
 from .breaker import OutageBreaker
 from .budget import Budget, Prices, Usage, prompt_tokens_bound
 from .cache import RequestCache, request_key
-from .pool import ClientPool, cut_short, watch_bodies
-from .ratelimit import WindowLimiter
+from .fleet import Fleet
+from .pool import cut_short, watch_replies
+from .ratelimit import AdaptiveLimit, WindowLimiter
 from .retry import classify, retry_after_seconds
 
 __all__ = ["Completion", "LiteLLMTeacher", "Teacher", "TeacherOptions", "check_api_key"]
 WAIT_STEP = 0.25      # seconds between looks at the stop flag during any wait
+
+
+def _remaining(headers: Any) -> int | None:
+    """The provider's x-ratelimit-remaining-requests, when it sent one."""
+    try:
+        value = headers.get("x-ratelimit-remaining-requests")
+        return int(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -57,11 +69,14 @@ class LiteLLMTeacher:
         self._succeeded = False      # ...and at least once with a usable reply
         self._refusals = 0
         self._bad_requests = 0
-        self._pool = ClientPool(options.api_base, self._api_key, options.concurrency, options.timeout) \
+        urls = options.endpoints or ([options.api_base] if options.api_base else [None])
+        self.fleet = Fleet(urls, self._api_key, options.concurrency, options.timeout) \
             if self._provider() == "openai" else None
         self.prices = Prices(options.model, options.input_cost, options.output_cost)
         self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)), max_outage=options.max_outage)
+        self.adaptive = AdaptiveLimit(high=options.concurrency) if options.adaptive else None
         self._slots = asyncio.Semaphore(options.concurrency)
+        self._outcome: contextvars.ContextVar[dict | None] = contextvars.ContextVar("synth_attempt", default=None)
         self._rpm = WindowLimiter(options.rpm) if options.rpm else None
         self._tpm = WindowLimiter(options.tpm) if options.tpm else None
 
@@ -135,7 +150,7 @@ class LiteLLMTeacher:
                         raise StopRequested("stopping: no retry")
                     # The slot is taken before the breaker is asked, so requests queued for a slot cannot all
                     # go out at once when an outage starts: a request paused by the breaker keeps its slot.
-                    async with self._slots:
+                    async with self._slot():
                         probe = await self.breaker.before_attempt(lambda: self.stopping)
                         attempts += 1
                         counted += 1
@@ -163,6 +178,22 @@ class LiteLLMTeacher:
             self.usage.failures += 1
             raise
         raise AssertionError("unreachable")
+
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        """A place among the requests in flight: a fixed number, or (--concurrency auto) an adaptive one that
+        hears how each attempt ended."""
+        if self.adaptive is None:
+            async with self._slots:
+                yield
+            return
+        await self.adaptive.acquire(lambda: self.stopping)
+        outcome = {"kind": "error", "seconds": None, "remaining": None}
+        self._outcome.set(outcome)
+        try:
+            yield
+        finally:
+            self.adaptive.release(outcome["kind"], outcome["seconds"], outcome["remaining"])
 
     def _check_reachable(self, error: TransientTeacherError) -> None:
         """A teacher that has never answered and refuses every connection is a wrong address, not an outage:
@@ -194,30 +225,44 @@ class LiteLLMTeacher:
         if self._tpm:
             await self._tpm.acquire(min(o.tpm, prompt_tokens_bound(o.model, messages) + o.max_tokens),
                                     lambda: self.stopping)
-        bodies = watch_bodies()
-        shard, extra = None, {}
-        if self._pool is not None:
-            shard, client = self._pool.take()
-            extra = {"client": client}
+        replies = watch_replies()
+        endpoint = shard = None
+        extra: dict[str, Any] = {}
+        if self.fleet is not None:
+            endpoint, shard, client = self.fleet.take()
+            extra = {"client": client, "api_base": endpoint.url}
+        started, answered, down = time.monotonic(), False, False
         try:
             response = await asyncio.wait_for(
                 self._litellm.acompletion(
-                    **request, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0, **extra,
+                    **{**request, **extra}, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0,
                 ),
                 timeout=o.timeout,
             )
+            answered = True
         except Exception as exc:  # every failure is sorted by classify(), nothing escapes unclassified
             error = classify(exc)
             error.retry_after = retry_after_seconds(exc)  # type: ignore[attr-defined]
+            answered = not isinstance(error, TransientTeacherError) or error.reason == "http_429"
+            down = not answered
+            self._note("throttled" if error.reason == "http_429" else "error", None, None)
             raise error from None
         finally:
-            if shard is not None:
-                self._pool.give_back(shard)
+            if endpoint is not None:
+                self.fleet.done(endpoint, shard, answered=answered, seconds=time.monotonic() - started, down=down)
         completion = self._parse(response)
         bill.costs.append(completion.cost)
-        if bodies and cut_short(bodies[-1]):
+        headers, body = replies[-1] if replies else ({}, b"")
+        self._note("ok", time.monotonic() - started, _remaining(headers))
+        if body and cut_short(body):
             raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
         return completion
+
+    def _note(self, kind: str, seconds: float | None, remaining: int | None) -> None:
+        """Tell the adaptive concurrency how this attempt ended."""
+        outcome = self._outcome.get()
+        if outcome is not None:
+            outcome.update(kind=kind, seconds=seconds, remaining=remaining)
 
     def _provider(self) -> str | None:
         try:
@@ -226,8 +271,11 @@ class LiteLLMTeacher:
             return None
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        if self.fleet is not None:
+            await self.fleet.aclose()
+
+    def endpoint_stats(self) -> dict[str, dict[str, Any]]:
+        return self.fleet.stats() if self.fleet is not None else {}
 
     def _parse(self, response: Any) -> Completion:
         from ..formats import repair

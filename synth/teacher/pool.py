@@ -16,8 +16,8 @@ from typing import Any
 
 PLACEHOLDER_KEY = "sk-no-key-needed"
 SHARD = 16      # connections per HTTP pool
-# The raw body of the reply being read in this task, so a reply is judged as the server sent it.
-_RAW_BODIES: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar("synth_raw_bodies", default=None)
+# The raw replies (headers, body) read in this task, so a reply is judged as the server sent it.
+_RAW: contextvars.ContextVar[list[tuple[Any, bytes]] | None] = contextvars.ContextVar("synth_raw_replies", default=None)
 
 
 class ClientPool:
@@ -64,18 +64,18 @@ class ClientPool:
         self.clients, self.load = [], []
 
 
-def watch_bodies() -> list[bytes]:
-    """Start keeping the raw chat-completion bodies read in this task; returns the list they go into."""
-    bodies: list[bytes] = []
-    _RAW_BODIES.set(bodies)
-    return bodies
+def watch_replies() -> list[tuple[Any, bytes]]:
+    """Start keeping the raw chat-completion replies (headers, body) read in this task; returns their list."""
+    replies: list[tuple[Any, bytes]] = []
+    _RAW.set(replies)
+    return replies
 
 
 async def _keep_body(response) -> None:
-    bodies = _RAW_BODIES.get()
-    if bodies is not None and response.request.url.path.endswith("/chat/completions"):
+    replies = _RAW.get()
+    if replies is not None and response.request.url.path.endswith("/chat/completions"):
         await response.aread()
-        bodies.append(response.content)
+        replies.append((response.headers, response.content))
 
 
 def cut_short(body: bytes) -> bool:

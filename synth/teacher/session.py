@@ -25,6 +25,7 @@ from .local import LocalTeacherServer
 
 LOCAL = "local"
 MAX_CONCURRENCY = 4096        # requests in flight; the work a setting costs grows with the requests, not with it
+AUTO_CEILING = 1024           # the most --concurrency auto grows to
 CACHE_FILE, SPEND_FILE = "cache.sqlite", "spend.jsonl"
 
 
@@ -33,12 +34,15 @@ class CallSettings(Settings):
     """How a command's requests are sent: every command that asks a model (generate, judge, eval, decontaminate)
     has these settings, with the same names, flags and checks."""
 
-    api_base: str | None = setting(None, "Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama).")
+    api_base: str | None = setting(None, "Base URL of an OpenAI-compatible server (vLLM, SGLang, llama.cpp, Ollama); "
+                                         "give it several times, comma-separated, or as @FILE of URLs for a fleet.",
+                                   multiple=True)
     temperature: float = setting(0.7, "Sampling temperature.", min=0, max=2)
     top_p: float = setting(1.0, "Nucleus sampling mass.", min=0, min_open=True, max=1)
     max_tokens: int = setting(1024, "Completion tokens per call.", min=16, max=1_000_000)
-    concurrency: int = setting(16, "Requests in flight at once (the embedded model uses 1).", min=1,
-                               max=MAX_CONCURRENCY)
+    concurrency: int | str = setting(16, "Requests in flight at once (the embedded model uses 1), or 'auto': grow "
+                                         f"until the provider pushes back (1 to {AUTO_CEILING}).", min=1,
+                                     max=MAX_CONCURRENCY)
     rpm: int | None = setting(None, "Requests-per-minute limit.", min=1)
     tpm: int | None = setting(None, "Tokens-per-minute limit.", min=1)
     max_retries: int = setting(5, "Retries per request on 408/409/429/5xx/connection errors.", min=0, max=100)
@@ -55,17 +59,41 @@ class CallSettings(Settings):
         problems = []
         if (self.input_cost is None) != (self.output_cost is None):
             problems.append("--input-cost and --output-cost go together")
-        if self.api_base is not None and not self.api_base.startswith(("http://", "https://")):
-            problems.append(f"--api-base must be an http:// or https:// URL, not {self.api_base!r}")
+        if isinstance(self.concurrency, str) and self.concurrency != "auto":
+            problems.append(f"--concurrency must be a number or auto, not {self.concurrency!r}")
+        try:
+            urls = self.endpoints()
+        except OSError as exc:
+            return problems + [f"--api-base {self.api_base}: cannot read the file of URLs ({exc.strerror})"]
+        bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            problems.append(f"--api-base must be an http:// or https:// URL, not {bad[0]!r}")
         return problems
+
+    def endpoints(self) -> list[str]:
+        """The servers to send to: --api-base as given (comma-separated), or the URLs in @FILE, one a line."""
+        if not self.api_base:
+            return []
+        text = self.api_base
+        if text.startswith("@"):
+            text = ",".join(line.split("#", 1)[0].strip() for line in Path(text[1:]).read_text().splitlines())
+        return [url.strip() for url in text.split(",") if url.strip()]
 
     def options(self, model: str, purpose: str = "teacher", **changes: Any) -> TeacherOptions:
         """The teacher options these settings give `model`; `changes` override single fields (a judge's temperature)."""
-        values = dict(model=model, api_base=self.api_base, temperature=self.temperature, top_p=self.top_p,
-                      max_tokens=self.max_tokens, concurrency=self.concurrency, rpm=self.rpm, tpm=self.tpm,
-                      max_retries=self.max_retries, timeout=self.timeout, max_outage=self.max_outage,
-                      input_cost=self.input_cost, output_cost=self.output_cost, purpose=purpose)
+        urls = self.endpoints()
+        auto = self.concurrency == "auto"
+        values = dict(model=model, api_base=urls[0] if urls else None, endpoints=urls, temperature=self.temperature,
+                      top_p=self.top_p, max_tokens=self.max_tokens, concurrency=AUTO_CEILING if auto else self.concurrency,
+                      adaptive=auto, rpm=self.rpm, tpm=self.tpm, max_retries=self.max_retries, timeout=self.timeout,
+                      max_outage=self.max_outage, input_cost=self.input_cost, output_cost=self.output_cost,
+                      purpose=purpose, cache_label="fleet" if len(urls) > 1 else None)
         return TeacherOptions(**{**values, **changes})
+
+    @property
+    def most_in_flight(self) -> int:
+        """The concurrency bound as a number (the ceiling of --concurrency auto)."""
+        return AUTO_CEILING if self.concurrency == "auto" else int(self.concurrency)
 
 
 def check_teacher(model: str, settings: CallSettings) -> str | None:
@@ -104,8 +132,8 @@ class TeacherSession(contextlib.ExitStack):
         api_key = self.api_key
         if self.model == LOCAL:
             server = self.enter_context(LocalTeacherServer())
-            options.model, options.api_base, options.concurrency = server.model, server.api_base, 1
-            options.cache_label = LOCAL
+            options.model, options.api_base, options.endpoints = server.model, server.api_base, []
+            options.concurrency, options.adaptive, options.cache_label = 1, False, LOCAL
             api_key = "sk-local"
         if self.cache is None:
             self.cache = RequestCache(Path(self.settings.cache) if self.settings.cache else self.folder / CACHE_FILE)

@@ -305,12 +305,16 @@ class FakeTeacherServer:
     """
 
     def __init__(self, script: Script, *, model_name: str = "fake-teacher", rpm: int | None = None,
-                 tpm: int | None = None):
+                 tpm: int | None = None, port: int = 0, max_inflight: int | None = None):
         for name, limit in (("rpm", rpm), ("tpm", tpm)):
             if limit is not None and limit < 1:
                 raise ValueError(f"{name} must be >= 1 or None")
         self.script = script
         self.model_name = model_name
+        self.requested_port = port          # 0: any free port; a fixed one lets a stopped server come back
+        # A server's own capacity: at most this many requests are worked on at once, the rest wait (as vLLM queues)
+        self.max_inflight = max_inflight
+        self._capacity = threading.BoundedSemaphore(max_inflight) if max_inflight else None
         self.rpm = rpm
         self.tpm = tpm
         self._lock = threading.Lock()
@@ -330,7 +334,7 @@ class FakeTeacherServer:
         if self._httpd is not None:
             raise RuntimeError("server already started")
         self._stopping.clear()
-        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = _HTTPServer(("127.0.0.1", self.requested_port), _Handler)
         httpd.fake = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -494,13 +498,19 @@ class FakeTeacherServer:
             self._log(key, attempt_no, body, "reply", at, action)
         else:
             self._log(key, attempt_no, body, action.kind, at)
-        if not self._sleep(action.delay):
-            h.close_connection = True
-            return
-        if isinstance(action, Reply):
-            self._serve_reply(h, body, action)
-        else:
-            self._serve_fault(h, body, action)
+        if self._capacity is not None:
+            self._capacity.acquire()
+        try:
+            if not self._sleep(action.delay):
+                h.close_connection = True
+                return
+            if isinstance(action, Reply):
+                self._serve_reply(h, body, action)
+            else:
+                self._serve_fault(h, body, action)
+        finally:
+            if self._capacity is not None:
+                self._capacity.release()
 
     # -- bodies ---------------------------------------------------------------
 

@@ -1,0 +1,125 @@
+"""Fleet scaling and adaptive concurrency, run by `bench/throughput.py --fleet` and `--auto`.
+
+Fleet: 1, 2, 4 and 8 loopback servers in a process of their own, each working on at most `capacity` requests at once
+(the rest wait, as vLLM queues them) with a fixed latency, so the fleet's capacity is k x capacity / latency requests
+per second. One synth process drives them all (`--api-base` with k URLs, `--concurrency` k x capacity, up to 1,024 in
+flight); the measure is synth's throughput over the ideal makespan's (ceil(N / in flight) x latency).
+
+Auto: one server with a hidden limit (at most `most` requests in any half second; the rest get a 429 with
+Retry-After 0.2 s) and a fixed latency. A sweep of fixed --concurrency values finds the best fixed setting; then
+--concurrency auto runs the same requests. Both are reported as a fraction of the hidden limit's rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYTHON = ROOT / ".venv/bin/python"
+
+
+def serve(args: list[str]) -> None:
+    """In a process of its own: `fleet K CAPACITY LATENCY` or `busy MOST LATENCY`; prints the URLs, serves until stdin
+    closes."""
+    sys.path.insert(0, str(ROOT))
+    from synth.testing import Fault, FakeTeacherServer, Reply
+
+    kind = args[0]
+    if kind == "fleet":
+        k, capacity, latency = int(args[1]), int(args[2]), float(args[3])
+        servers = [FakeTeacherServer(lambda body, attempt: Reply("An explained answer. " * 20, delay=latency),
+                                     max_inflight=capacity).start() for _ in range(k)]
+    else:
+        most, latency = int(args[1]), float(args[2])
+        lock, times = threading.Lock(), []
+
+        def busy(body, attempt):
+            with lock:
+                now = time.monotonic()
+                times[:] = [t for t in times if t > now - 0.5]
+                if len(times) >= most:
+                    return Fault("status", status=429, headers={"Retry-After": "0.2"}, error_type="rate_limit_exceeded")
+                times.append(now)
+            return Reply("An explained answer. " * 20, delay=latency)
+
+        servers = [FakeTeacherServer(busy).start()]
+    print(",".join(s.url for s in servers), flush=True)
+    sys.stdin.read()
+    for server in servers:
+        server.stop()
+
+
+def _queries(tmp: Path, n: int) -> Path:
+    path = tmp / f"q{n}.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "instruction": f"Explain fact number {i} in two lines."}) + "\n"
+                            for i in range(n)))
+    return path
+
+
+def _synth(tmp: Path, queries: Path, urls: str, concurrency: str, name: str) -> dict:
+    code = ("import json, sys, time, synth\n"
+            "start = time.monotonic()\n"
+            f"r = synth.generate(queries={str(queries)!r}, out={str(tmp / name)!r}, teacher='openai/fleet-model', "
+            f"api_base={urls!r}, concurrency={concurrency!r}, max_tokens=300, max_retries=30, max_outage=120)\n"
+            "print('RESULT ' + json.dumps({'wall_s': time.monotonic() - start, 'records': r.records, "
+            "'concurrency': r.manifest.get('concurrency', {}).get('final')}))\n")
+    proc = subprocess.run([str(PYTHON), "-c", code], capture_output=True, text=True, timeout=3600,
+                          env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OPENAI_API_KEY": "sk-bench",
+                               "HOME": str(Path.home())})
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if not line:
+        raise RuntimeError((proc.stderr or proc.stdout).strip().splitlines()[-1])
+    return json.loads(line[-1][len("RESULT "):])
+
+
+def _servers(args: list[str]) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([str(PYTHON), __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return proc, proc.stdout.readline().strip()
+
+
+def fleet(tmp: Path, sizes: list[int], capacity: int, latency: float, seconds: float) -> list[dict]:
+    rows = []
+    for k in sizes:
+        in_flight = k * capacity
+        n = int(in_flight / latency * seconds)
+        proc, urls = _servers(["fleet", str(k), str(capacity), str(latency)])
+        try:
+            result = _synth(tmp, _queries(tmp, n), urls, in_flight, f"fleet{k}")
+        finally:
+            proc.stdin.close()
+            proc.wait()
+        ideal = math.ceil(n / in_flight) * latency
+        rows.append({"endpoints": k, "in_flight": in_flight, "requests": n, "records": result["records"],
+                     "wall_s": round(result["wall_s"], 2), "capacity_rps": in_flight / latency,
+                     "rps": round(n / result["wall_s"], 1), "fraction": round(ideal / result["wall_s"], 3)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def auto(tmp: Path, most: int, latency: float, n: int, sweep: list[int]) -> dict:
+    limit_rps = most / 0.5
+    runs = {}
+    for concurrency in [*sweep, "auto"]:
+        proc, url = _servers(["busy", str(most), str(latency)])
+        try:
+            result = _synth(tmp, _queries(tmp, n), url, concurrency, f"auto-{concurrency}")
+        finally:
+            proc.stdin.close()
+            proc.wait()
+        runs[str(concurrency)] = {**result, "rps": round(n / result["wall_s"], 2),
+                                  "fraction_of_limit": round(n / result["wall_s"] / limit_rps, 3)}
+        print(json.dumps({"concurrency": concurrency, **runs[str(concurrency)]}), flush=True)
+    best = max((c for c in runs if c != "auto"), key=lambda c: runs[c]["rps"])
+    return {"limit_rps": limit_rps, "latency_s": latency, "requests": n, "runs": runs, "best_fixed": best,
+            "auto_over_best_fixed": round(runs["auto"]["rps"] / runs[best]["rps"], 3)}
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1:])

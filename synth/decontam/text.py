@@ -1,0 +1,75 @@
+"""The one normalisation both sides of the n-gram stage go through: Unicode NFKC, lower case, every character that is
+not a letter or a digit (punctuation, symbols, the underscore) turned into a space, whitespace collapsed.
+
+`normalize(text)` is the normalised string; `words(text)` its words as UTF-8 bytes, the unit the n-gram index keys on.
+ASCII text, by far the commonest, takes a byte-translation shortcut that yields the same words as `normalize()`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache
+
+import numpy as np
+
+# ASCII letters lowered, ASCII digits kept, every other ASCII byte a space; bytes of multi-byte characters untouched.
+_ASCII = bytes((c | 0x20) if chr(c).isalpha() and c < 128 else c if chr(c).isdigit() and c < 128 or c >= 128 else 0x20
+               for c in range(256))
+_MAX_PASSES = 4
+
+
+def normalize(text: str) -> str:
+    """`text` normalised; normalising the result again changes nothing.
+
+    Outside ASCII one pass is not always a fixed point (lowering 'İ' gives 'i' and a combining dot, which NFKC may
+    then treat differently), so text that is not yet NFKC and lower case after a pass is passed again."""
+    once = _pass(text)
+    for _ in range(_MAX_PASSES):
+        if once.isascii() or (unicodedata.is_normalized("NFKC", once) and once.lower() == once):
+            return once
+        once = _pass(once)
+    return once
+
+
+def _pass(text: str) -> str:
+    if text.isascii():
+        return b" ".join(text.encode("ascii").translate(_ASCII).split()).decode("ascii")
+    # Bytes first: ASCII punctuation and spaces go by the table, and only the words that still hold a non-ASCII
+    # character go through the (slow, per-character) Unicode pattern.
+    raw = unicodedata.normalize("NFKC", text).lower().encode("utf-8", "surrogatepass").translate(_ASCII)
+    pieces, done = [], 0
+    for at in np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) >= 0x80).tolist():   # C speed; re scans slowly
+        if at < done:                                   # in a word already handled
+            continue
+        start = raw.rfind(b" ", 0, at) + 1              # the table turned every ASCII space into b" "
+        end = raw.find(b" ", at)
+        end = len(raw) if end < 0 else end
+        word = raw[start:end].decode("utf-8", "replace")
+        pieces += [raw[done:start], _not_word().sub(" ", word).encode("utf-8")]
+        done = end
+    pieces.append(raw[done:])
+    return b" ".join(b"".join(pieces).split()).decode("utf-8")
+
+
+@cache
+def _not_word() -> re.Pattern:
+    """Runs of characters that are neither letters, digits nor combining marks. Python's \\w leaves out combining
+    marks, which would split words of many scripts (and a lowered 'İ') at their accents; the marks of the Basic
+    Multilingual Plane are added back here."""
+    marks, start = [], None
+    for code in range(0x10001):
+        is_mark = code < 0x10000 and unicodedata.category(chr(code)).startswith("M")
+        if is_mark and start is None:
+            start = code
+        elif not is_mark and start is not None:
+            marks.append(f"\\u{start:04x}-\\u{code - 1:04x}")
+            start = None
+    return re.compile(f"(?:[^\\w{''.join(marks)}]|_)+")
+
+
+def words(text: str) -> list[bytes]:
+    """The words of `normalize(text)`, each UTF-8 encoded."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII).split()
+    return normalize(text).encode("utf-8").split()
