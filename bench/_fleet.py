@@ -121,5 +121,24 @@ def auto(tmp: Path, most: int, latency: float, n: int, sweep: list[int]) -> dict
             "auto_over_best_fixed": round(runs["auto"]["rps"] / runs[best]["rps"], 3)}
 
 
+def batch_cost(tmp: Path, n: int) -> dict:
+    """The same n explanation records, online and through the batch API, on the same scripted prices."""
+    sys.path.insert(0, str(ROOT))
+    import synth
+    from synth.testing import FakeTeacherServer, explain_reply
+
+    prices = dict(input_cost=2.5, output_cost=10.0, teacher="openai/fake-teacher")
+    with FakeTeacherServer(lambda body, attempt: explain_reply(body)) as server:
+        online = synth.generate(queries=str(_queries(tmp, n)), out=str(tmp / "online"), api_base=server.url,
+                                concurrency=64, **prices)
+        batch = synth.generate(queries=str(_queries(tmp, n)), out=str(tmp / "batch"), api_base=server.url,
+                               batch=True, batch_poll=0.2, **prices)
+        jobs = len(server.batches.submitted)
+    online_usd, batch_usd = online.manifest["usage"]["cost_usd"], batch.manifest["usage"]["cost_usd"]
+    return {"records": [online.records, batch.records], "online_usd": online_usd, "batch_usd": batch_usd,
+            "jobs": jobs, "ratio": round(batch_usd / online_usd, 4),
+            "online_equivalent_usd": batch.manifest["batch"]["online_equivalent_usd"]}
+
+
 if __name__ == "__main__":
     serve(sys.argv[1:])

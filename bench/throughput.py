@@ -5,6 +5,7 @@ of attempts with 429 + Retry-After, and replies with ~300 tokens.
     .venv/bin/python bench/throughput.py [--n 5000] [--concurrency 16 64 256] [--systems synth distilabel curator naive]
     .venv/bin/python bench/throughput.py --fleet [--write]     # 1, 2, 4, 8 endpoints: fraction of the fleet's capacity
     .venv/bin/python bench/throughput.py --auto [--write]      # --concurrency auto against a hidden limit vs a sweep
+    .venv/bin/python bench/throughput.py --batch [--write]     # 1,000 explanation records: batch API against online
 
 Latency belongs to the query, so every system meets the same slow queries. Two limits are reported, both from the
 queries alone: the mean-rate bound N x mean latency / concurrency (the "concurrency / latency" of the issue), and
@@ -86,8 +87,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="put the table in bench/RESULTS.md (replacing the last one)")
     parser.add_argument("--fleet", action="store_true", help="fleet scaling over 1, 2, 4 and 8 loopback endpoints")
     parser.add_argument("--auto", action="store_true", help="--concurrency auto against a server with a hidden limit")
+    parser.add_argument("--batch", action="store_true", help="the cost of 1,000 records through the batch API vs online")
     args = parser.parse_args()
-    if args.fleet or args.auto:
+    if args.fleet or args.auto or args.batch:
         return fleet_and_auto(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name, FakeTeacherServer(make_script(server_module)) as server:
@@ -146,6 +148,18 @@ def fleet_and_auto(args) -> None:
             lines.append(f"\nBest fixed setting: {result['best_fixed']}; auto reaches "
                          f"{result['auto_over_best_fixed']}x its throughput without being told the limit.\n")
             _write(args, "Adaptive concurrency", "\n".join(lines))
+        if args.batch:
+            result = _fleet.batch_cost(tmp, 1000)
+            text = (f"\n## Batch API cost ({time.strftime('%Y-%m-%d')})\n\n"
+                    "Command: `.venv/bin/python bench/throughput.py --batch --write`. 1,000 explanation records from "
+                    "the loopback teacher, online and through its /v1/files + /v1/batches, at the same scripted prices "
+                    "($2.50 / $10 per million tokens; the batch discount 50%).\n\n"
+                    "| run | records | cost USD | batch jobs |\n|---|---|---|---|\n"
+                    f"| online | {result['records'][0]} | {result['online_usd']:.4f} | |\n"
+                    f"| --batch | {result['records'][1]} | {result['batch_usd']:.4f} | {result['jobs']} |\n\n"
+                    f"Batch over online: {result['ratio']}x (target at most 0.5x). The batch run's manifest puts its "
+                    f"online equivalent at ${result['online_equivalent_usd']:.4f}.\n")
+            _write(args, "Batch API cost", text)
 
 
 def _write(args, title: str, table: str) -> None:

@@ -15,6 +15,8 @@ from ..errors import ConfigError
 from ..gate.embeddings import EmbeddingStore, shared_embedder
 from ..gate.verifier import llm_verifier
 from ..teacher.base import check_api_key
+from ..teacher.batching import BatchTeacher
+from ..teacher.budget import batch_discount
 from ..teacher.cache import RequestCache
 from ..teacher.jobs import run_with_stop_signals
 from ..teacher.session import TeacherSession, check_teacher
@@ -67,7 +69,7 @@ def generate(config: GenerateConfig | dict[str, Any] | None = None, *, resume: s
     try:
         if config.cache and cache_path.resolve().is_relative_to(run.path.resolve()):
             run.carry_over(cache_path.resolve().relative_to(run.path.resolve()))   # a cache kept inside the old run
-        return _run_in_folder(config, run, state, seeds, queries, keys, local, embedder, cache_path, progress)
+        return _run_in_folder(config, run, state, seeds, queries, keys, local, embedder, cache_path, progress, log)
     finally:
         run.release()
 
@@ -81,11 +83,16 @@ def _check_teachers(config: GenerateConfig, local: bool) -> tuple[str | None, st
 
 
 def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seeds, queries, keys, local: bool,
-                   embedder, cache_path: Path, progress: Progress | None) -> RunResult:
+                   embedder, cache_path: Path, progress: Progress | None,
+                   log: Callable[[str], None] | None) -> RunResult:
     api_key, verifier_key = keys
     same = config.verifier == config.teacher
     with contextlib.ExitStack() as stack:
         teacher = stack.enter_context(TeacherSession(config.teacher, config, folder=run.path, api_key=api_key))
+        if config.batch:
+            teacher = BatchTeacher(teacher, run.path, batch_size=config.batch_size, poll=config.batch_poll,
+                                   discount=batch_discount(teacher.model, config.batch_discount),
+                                   window=config.batch_window, log=log)
         gate = verifier = None
         if queries is None:
             from ..gate.novelty import NoveltyGate      # faiss loads only when a gate is needed

@@ -44,8 +44,25 @@ class GenerateConfig(CallSettings):
     novelty_index: str = setting("auto", "auto (exact up to 1M tasks, HNSW beyond), flat or hnsw.",
                                  choices=("auto", "flat", "hnsw"))
     embedder: str = setting(DEFAULT_EMBEDDER, "sentence-transformers model folder for the gate (default: bundled MiniLM).")
+    # batch APIs
+    batch: bool = setting(False, "Send every request through the provider's batch API (OpenAI, or a server with "
+                                 "/v1/files and /v1/batches) at its discount; the run goes in rounds of jobs.")
+    batch_size: int = setting(50_000, "Most requests in one batch job (OpenAI's limit by default).", min=1,
+                              max=1_000_000)
+    batch_discount: float = setting(0.5, "Share of the online price a batch saves, where litellm has no batch "
+                                         "price for the model.", min=0, max=1)
+    batch_poll: float = setting(30.0, "Seconds between looks at a batch job's state.", min=0, min_open=True)
+    batch_window: str = setting("24h", "The batch jobs' completion window.")
+    @property
+    def most_in_flight(self) -> int:
+        """Requests the pipeline keeps in flight: a whole batch job's worth in batch mode."""
+        return min(self.batch_size, 100_000) if self.batch else super().most_in_flight
+
     def checks(self) -> list[str]:
         problems = super().checks()
+        if self.batch and self.teacher == LOCAL_TEACHER:
+            problems.append("--batch needs a provider or a server with a batch API (/v1/batches); the embedded "
+                            "teacher has none: give --teacher (and --api-base)")
         if self.prompt_seed_tasks + self.prompt_machine_tasks < 1:
             problems.append("a bootstrap prompt needs at least one example task: raise --prompt-seed-tasks")
         if self.min_words > self.max_words:

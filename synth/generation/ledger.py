@@ -139,6 +139,8 @@ class RunLog:
         endpoints = self.teacher.endpoint_stats()
         if len(endpoints) > 1:
             manifest["endpoints"] = endpoints          # a fleet: requests, failures and latency per server
+        if hasattr(self.teacher, "batch_stats"):
+            manifest["batch"] = self.teacher.batch_stats()    # jobs, and what the run would have cost online
         if self.teacher.adaptive is not None:
             manifest["concurrency"] = {"final": round(self.teacher.adaptive.limit, 2),
                                        "timeline": self.teacher.adaptive.timeline[-600:]}

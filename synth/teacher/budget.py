@@ -37,6 +37,19 @@ def prompt_tokens_bound(model: str, messages: list[dict[str, Any]]) -> int:
     return text_bytes + framing
 
 
+def batch_discount(model: str, given: float) -> float:
+    """The share of the online price a batch job saves: litellm's batch prices for the model where it has them,
+    else `given` (--batch-discount)."""
+    import litellm
+
+    name = model.split("/", 1)[1] if model.startswith("openai/") else model
+    entry = litellm.model_cost.get(name) or litellm.model_cost.get(model) or {}
+    online, batch = entry.get("input_cost_per_token"), entry.get("input_cost_per_token_batches")
+    if online and batch:
+        return max(0.0, min(1.0, 1 - batch / online))
+    return given
+
+
 @dataclass(frozen=True)
 class Prices:
     """What a model's tokens cost: given prices (USD per million tokens) win over litellm's packaged map."""
@@ -109,6 +122,7 @@ class Usage:
 class Ticket:
     number: int
     estimate: float
+    session: int = 0
 
 
 @dataclass
@@ -120,6 +134,8 @@ class Budget:
     session: int = 0
     unsettled: float = 0.0      # reservations of killed sessions that never settled: counted as spent, to be safe
     tallies: dict[str, Usage] = field(default_factory=dict)
+    earlier: dict[tuple[int, int], float] = field(default_factory=dict)   # killed sessions' open reservations
+    settled_keys: set[tuple[int, int]] = field(default_factory=set)
     _numbers: itertools.count = field(default_factory=itertools.count, repr=False)
 
     @classmethod
@@ -136,9 +152,12 @@ class Budget:
                 tallies.setdefault(row.get("purpose", "teacher"), Usage()).add_settled(row)
             else:
                 reserved[key] = row["estimate"]
-        unsettled = sum(v for k, v in reserved.items() if k not in settled)
-        return cls(cap=cap, spent=sum(settled.values()) + unsettled, ledger=JsonlAppender(path), session=session,
-                   unsettled=unsettled, tallies=tallies)
+        open_reservations = {k: v for k, v in reserved.items() if k not in settled}
+        unsettled = sum(open_reservations.values())
+        budget = cls(cap=cap, spent=sum(settled.values()) + unsettled, ledger=JsonlAppender(path), session=session,
+                     unsettled=unsettled, tallies=tallies)
+        budget.earlier, budget.settled_keys = open_reservations, set(settled)
+        return budget
 
     def reserve(self, estimate: float) -> Ticket:
         if self.cap is not None and self.spent + self.reserved + estimate > self.cap:
@@ -146,7 +165,7 @@ class Budget:
                 f"--max-cost {self.cap:.4f} USD reached ({self.spent:.4f} spent); "
                 "raise --max-cost and run again with --resume to go on"
             )
-        ticket = Ticket(next(self._numbers), estimate)
+        ticket = Ticket(next(self._numbers), estimate, self.session)
         self.reserved += estimate
         if self.ledger is not None and estimate > 0:
             self.ledger.append({"session": self.session, "n": ticket.number, "estimate": estimate})
@@ -158,6 +177,22 @@ class Budget:
         self.reserved = max(0.0, self.reserved - ticket.estimate)
         self.spent += actual
         row = {"session": self.session, "n": ticket.number, "cost": actual, "purpose": purpose, "attempts": attempts,
+               "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        self.tallies.setdefault(purpose, Usage()).add_settled(row)
+        if self.ledger is not None:
+            self.ledger.append(row)
+
+    def settle_earlier(self, session: int, number: int, actual: float, *, purpose: str = "teacher", attempts: int = 0,
+                       prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """Book the cost of a request a killed session reserved and never settled (a batch job it submitted, whose
+        answers a resumed session collected): its reservation stops counting, its real cost counts instead."""
+        if (session, number) in self.settled_keys:
+            return                                      # settled already: nothing is booked twice
+        self.settled_keys.add((session, number))
+        estimate = self.earlier.pop((session, number), 0.0)
+        self.unsettled = max(0.0, self.unsettled - estimate)
+        self.spent += actual - estimate
+        row = {"session": session, "n": number, "cost": actual, "purpose": purpose, "attempts": attempts,
                "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         self.tallies.setdefault(purpose, Usage()).add_settled(row)
         if self.ledger is not None:

@@ -13,6 +13,7 @@ from synth.testing.server import (
     scripted,
 )
 
+from synth.testing.batches import BatchPlan
 from synth.testing.faults import (
     CUT_TEXT,
     INJECTIONS,
@@ -26,6 +27,7 @@ from synth.testing.faults import (
 )
 
 __all__ = [
+    "BatchPlan",
     "CUT_TEXT",
     "LENGTH_TEXT",
     "REJECTED_FINISH",

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
+from .batches import BatchPlan, BatchService
+
 __all__ = [
     "Attempt",
     "FAULT_KINDS",
@@ -273,7 +275,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
-        if path in ("/v1/models", "/models"):
+        batches = self.server.fake.batches
+        if path.startswith("/v1/files/") and path.endswith("/content"):
+            data = batches.content(path.split("/")[3])
+            if data is None:
+                self._send_error_json(404, "no such file", "invalid_request_error", "not_found")
+            else:
+                self._send(200, data, "application/octet-stream")
+        elif path == "/v1/batches":
+            self._send_json(200, batches.listing())
+        elif path.startswith("/v1/batches/"):
+            job = batches.retrieve(path.split("/")[3])
+            if job is None:
+                self._send_error_json(404, "no such batch", "invalid_request_error", "not_found")
+            else:
+                self._send_json(200, job)
+        elif path in ("/v1/models", "/models"):
             fake = self.server.fake
             self._send_json(
                 200,
@@ -288,6 +305,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self._read_body()
         path = self.path.split("?", 1)[0].rstrip("/")
+        batches = self.server.fake.batches
+        if path == "/v1/files":
+            self._send_json(200, batches.upload(raw, self.headers.get("Content-Type", "")))
+            return
+        if path in ("/v1/batches",) or (path.startswith("/v1/batches/") and path.endswith("/cancel")):
+            job = batches.create(json.loads(raw or b"{}")) if path == "/v1/batches" else batches.cancel(path.split("/")[3])
+            if job is None:
+                self._send_error_json(404, "no such file or batch", "invalid_request_error", "not_found")
+            else:
+                self._send_json(200, job)
+            return
         if path not in ("/v1/chat/completions", "/chat/completions"):
             self._send_error_json(404, f"no route for POST {path}", "invalid_request_error", "not_found")
             return
@@ -305,7 +333,8 @@ class FakeTeacherServer:
     """
 
     def __init__(self, script: Script, *, model_name: str = "fake-teacher", rpm: int | None = None,
-                 tpm: int | None = None, port: int = 0, max_inflight: int | None = None):
+                 tpm: int | None = None, port: int = 0, max_inflight: int | None = None,
+                 batch_plan: Callable[[int], BatchPlan] | None = None):
         for name, limit in (("rpm", rpm), ("tpm", tpm)):
             if limit is not None and limit < 1:
                 raise ValueError(f"{name} must be >= 1 or None")
@@ -315,6 +344,7 @@ class FakeTeacherServer:
         # A server's own capacity: at most this many requests are worked on at once, the rest wait (as vLLM queues)
         self.max_inflight = max_inflight
         self._capacity = threading.BoundedSemaphore(max_inflight) if max_inflight else None
+        self.batches = BatchService(self, batch_plan)     # /v1/files and /v1/batches
         self.rpm = rpm
         self.tpm = tpm
         self._lock = threading.Lock()
@@ -453,6 +483,26 @@ class FakeTeacherServer:
         if self.rpm is not None:
             self._window.append(at)
         return None
+
+    def batch_response(self, body: dict) -> tuple[int, dict]:
+        """One request line of a batch job through the script, logged as an online attempt would be:
+        (200, a chat completion) for a Reply, (status, an error body) for a Fault."""
+        key = request_key(body)
+        with self._lock:
+            attempt_no = self._counts.get(key, 0) + 1
+            self._counts[key] = attempt_no
+        at = time.monotonic()
+        try:
+            action = self.script(body, attempt_no)
+        except Exception as e:  # a script bug is a failed line the test can see
+            self._log(key, attempt_no, body, "script_error", at)
+            return 500, {"error": {"message": f"script error: {e!r}", "type": "server_error"}}
+        if isinstance(action, Reply):
+            self._log(key, attempt_no, body, "reply", at, action)
+            return 200, json.loads(self._completion_bytes(body, action))
+        self._log(key, attempt_no, body, action.kind, at)
+        status = action.status if action.kind in ("status", "html") else 500
+        return status, {"error": {"message": action.message, "type": action.error_type, "code": action.error_code}}
 
     def _handle_completion(self, h: _Handler, raw: bytes) -> None:
         at = time.monotonic()
