@@ -12,6 +12,10 @@ import jsonschema
 from .errors import SchemaError
 from .resources import schema_path
 
+# 2: provenance gains method, lineage and persona_id, and the record an optional quality section. Version-1 records
+# (without them) still load and validate.
+SCHEMA_VERSION = 2
+
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

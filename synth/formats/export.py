@@ -14,7 +14,8 @@ from .writer import FORMATS, check_format, format_row, write_rows
 
 # What a run folder owns: export may add a file beside them (make demo does), never write over one.
 RUN_FILES = ("config.json", "manifest.json", "tasks.jsonl", RUN_DATA, "rejected.jsonl", "cache.sqlite", "spend.jsonl",
-             "gate", "report", "scores.jsonl", "run.lock")
+             "gate", "report", "scores.jsonl", "scores.summary.json", "batches.jsonl", "run.lock", "evals",
+             "decontam")
 WHAT_EXPORT_READS = "export reads a synth run folder or any dataset synth reads"
 
 

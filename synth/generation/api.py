@@ -21,6 +21,10 @@ from ..teacher.cache import RequestCache
 from ..teacher.jobs import run_with_stop_signals
 from ..teacher.session import TeacherSession, check_teacher
 from .config import LOCAL_TEACHER, GenerateConfig
+from .methods.evol import Evol
+from .methods.magpie import Magpie, load_frame
+from .methods.self_instruct import SelfInstruct
+from .personas import load_personas
 from .pipeline import Generator, Progress, RunResult
 from .runfolder import CACHE, GATE, RunFolder, RunState
 from .seeds import load_seeds
@@ -49,7 +53,8 @@ def generate(config: GenerateConfig | dict[str, Any] | None = None, *, resume: s
     """
     config = resolve_config(config, resume=resume, **overrides)
     queries = load_seeds(config.queries, origin="query") if config.queries else None
-    seeds = [] if queries is not None else load_seeds(config.seeds)
+    seeds = [] if queries is not None or (config.method == "magpie" and not config.seeds) else load_seeds(config.seeds)
+    method = None if queries is not None else make_method(config)
     local = config.teacher == LOCAL_TEACHER
     keys = _check_teachers(config, local)
     embedder = shared_embedder(config.embedder) if queries is None else None   # each fails before a folder is made
@@ -69,9 +74,25 @@ def generate(config: GenerateConfig | dict[str, Any] | None = None, *, resume: s
     try:
         if config.cache and cache_path.resolve().is_relative_to(run.path.resolve()):
             run.carry_over(cache_path.resolve().relative_to(run.path.resolve()))   # a cache kept inside the old run
-        return _run_in_folder(config, run, state, seeds, queries, keys, local, embedder, cache_path, progress, log)
+        return _run_in_folder(config, run, state, seeds, queries, keys, local, embedder, cache_path, progress, log,
+                              method)
     finally:
         run.release()
+
+
+def make_method(config: GenerateConfig):
+    """The method that proposes new tasks, checked before any folder is made."""
+    if config.method == "evol":
+        return Evol(seed=config.seed, rounds=config.rounds)
+    if config.method == "magpie":
+        if config.teacher != LOCAL_TEACHER and not config.api_base:
+            raise ConfigError("--method magpie needs a completion endpoint (/v1/completions) and the model's raw chat "
+                              "template, which chat-only providers do not expose: serve the model yourself (vLLM, "
+                              "llama.cpp) and give --api-base and --chat-template")
+        return Magpie(load_frame(config.chat_template, local=config.teacher == LOCAL_TEACHER))
+    personas = load_personas(config.personas) if config.personas else None
+    return SelfInstruct(seed=config.seed, seed_tasks=config.prompt_seed_tasks, machine_tasks=config.prompt_machine_tasks,
+                        new_tasks=config.new_tasks_per_prompt, personas=personas)
 
 
 def _check_teachers(config: GenerateConfig, local: bool) -> tuple[str | None, str | None]:
@@ -84,7 +105,7 @@ def _check_teachers(config: GenerateConfig, local: bool) -> tuple[str | None, st
 
 def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seeds, queries, keys, local: bool,
                    embedder, cache_path: Path, progress: Progress | None,
-                   log: Callable[[str], None] | None) -> RunResult:
+                   log: Callable[[str], None] | None, method) -> RunResult:
     api_key, verifier_key = keys
     same = config.verifier == config.teacher
     with contextlib.ExitStack() as stack:
@@ -110,7 +131,7 @@ def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seed
             gate.add([t.id for t in pool], [t.instruction for t in pool])
             stack.callback(gate.save_index)
         run.save_config(config)                     # only now: a refused resume or a failed set-up changes nothing
-        generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries)
+        generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries, method=method)
         teachers = [teacher] + ([verifier.teacher] if verifier is not None else [])
         return run_with_stop_signals(lambda: _loop(generator, verifier), teachers)
 

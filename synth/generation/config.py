@@ -14,12 +14,22 @@ from ..teacher.session import LOCAL as LOCAL_TEACHER
 from ..teacher.session import CallSettings
 from .filters import DEFAULT_BLACKLIST
 
+METHODS = ("self-instruct", "evol", "magpie")
+
 
 @dataclass
 class GenerateConfig(CallSettings):
     command: ClassVar[str] = "generate"
 
     out: str = setting("runs/default", "Run folder to create.")
+    method: str = setting("self-instruct", "How new tasks are made: self-instruct (bootstrap from seeds), evol "
+                                           "(Evol-Instruct rounds over the seeds) or magpie (queries the model "
+                                           "writes from its own chat template).", choices=METHODS)
+    rounds: int = setting(3, "Evol-Instruct: rounds of mutation.", min=1, max=50)
+    personas: str | None = setting(None, "Self-Instruct: a persona leads each bootstrap prompt; a file of personas "
+                                         "or 'builtin'.")
+    chat_template: str | None = setting(None, "Magpie: the model's tokenizer folder, or a .jinja chat template "
+                                              "(default: the embedded teacher's own).")
     teacher: str = setting(LOCAL_TEACHER, "Any litellm model string (gpt-4o, claude-..., ollama/..., openai/NAME "
                                           "with --api-base); 'local' for the embedded SmolLM2 teacher.")
     seeds: str | None = setting(None, "Seed tasks: any dataset synth reads (default: the bundled seeds).")
@@ -60,6 +70,10 @@ class GenerateConfig(CallSettings):
 
     def checks(self) -> list[str]:
         problems = super().checks()
+        if self.personas and self.method != "self-instruct":
+            problems.append("--personas lead Self-Instruct's bootstrap prompts: use them with --method self-instruct")
+        if self.method == "magpie" and self.queries:
+            problems.append("--method magpie writes its own queries: leave --queries out")
         if self.batch and self.teacher == LOCAL_TEACHER:
             problems.append("--batch needs a provider or a server with a batch API (/v1/batches); the embedded "
                             "teacher has none: give --teacher (and --api-base)")

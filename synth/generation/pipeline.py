@@ -1,55 +1,57 @@
-"""The generate loop: bootstrap -> filter -> novelty gate -> classify -> instances -> Orca answer -> write.
+"""The generate loop: propose (the method) -> filter -> novelty gate -> classify -> instances -> Orca answer -> write.
 
-A readable loop over asyncio. Every outcome is written at once: a record to data.jsonl, a rejection or
-failure (with its reason and raw text) to rejected.jsonl, an accepted task to tasks.jsonl.
+A readable loop over asyncio. It keeps accepted tasks being answered and asks the method for more while the records
+in hand and expected fall short of --num. Every outcome is written at once (ledger.py): a record to data.jsonl, a
+rejection or failure (with its reason and raw text) to rejected.jsonl, a task's progress to tasks.jsonl.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sqlite3
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .._version import __version__
 from ..errors import BudgetExceeded, FatalTeacherError, StopRequested, StorageError, TeacherError
 from ..gate.queue import GateQueue
-from ..records import now_iso, schema_errors
-from ..tasks import Task, content_id
-from ..teacher.client import Completion, LiteLLMTeacher
+from ..prompts import template_hash
+from ..tasks import Task
+from ..teacher.base import Completion
+from .answering import ANSWER_AS_IS, Answering
 from .config import GenerateConfig
-from .filters import FilterConfig, filter_reason
-from .kinds import infer_kind
+from .filters import FilterConfig
 from .ledger import Progress, RunLog, RunResult
-from .parsing import parse_instances, parse_numbered_list, parse_yes_no
+from .methods import DONE, Method, Pool, Proposal
+from .proposing import Proposing
 from .runfolder import RunFolder, RunState
-from .stages import (answer_messages, bootstrap_messages, choose_system_message, classify_messages,
-                     instances_messages, sample_examples, template_hashes)
+from .stages import TEMPLATES
 
 if TYPE_CHECKING:
-    from ..gate.novelty import NoveltyGate, Verdict
+    from ..gate.novelty import NoveltyGate
 
 __all__ = ["Generator", "Progress", "RunResult"]
 
-# Bootstrap prompts are asked for until the tasks in hand and in flight would make this much more than --num: a late
-# bootstrap reply sits at the head of a chain of four calls (classify, instances, answers), so running short at the
+# Proposals are asked for until the tasks in hand and in flight would make this much more than --num: a late
+# proposal's reply sits at the head of a chain of four calls (classify, instances, answers), so running short at the
 # end costs far more wall time than a few spare tasks, which stay in tasks.jsonl for a later --resume --num.
 BOOTSTRAP_MARGIN = 1.15
 
 
-class Generator:
-    def __init__(self, config: GenerateConfig, run: RunFolder, teacher: LiteLLMTeacher, gate: NoveltyGate | None,
+class Generator(Proposing, Answering):
+    def __init__(self, config: GenerateConfig, run: RunFolder, teacher: Any, gate: NoveltyGate | None,
                  seeds: list[Task], state: RunState, progress: Progress | None = None,
-                 queries: list[Task] | None = None):
+                 queries: list[Task] | None = None, method: Method | None = None):
         self.config, self.run, self.teacher, self.gate = config, run, teacher, gate
-        self.seeds, self.state, self.progress = seeds, state, progress
-        self.queries = queries
+        self.seeds, self.state, self.queries, self.method = seeds, state, queries, method
         self.target = config.num or (sum(max(1, len(t.instances)) for t in queries) if queries is not None else 100)
         self.filters = FilterConfig(config.min_words, config.max_words, tuple(config.blacklist), tuple(config.banned_prefixes))
-        self.hashes = template_hashes()
+        names = TEMPLATES + (method.template_names() if method is not None else ())
+        self.hashes = {name: template_hash(name) for name in names}
         self.machine = list(state.machine_tasks)
+        self.pool = Pool(seeds, self.machine)
+        self.pool.lineage.update({i: m.get("lineage") or {} for i, m in state.task_meta.items()})
+        self.pool.finished.update(state.completed_tasks)
         self.log = RunLog(run, state, teacher, self.target, len(seeds), progress)
         self.bootstrap_no = state.bootstrap_requests
         self.idle_rounds = 0
@@ -57,6 +59,7 @@ class Generator:
         self.inflight_bootstraps = 0
         self.inflight_tasks = 0
         self.inflight_expected = 0            # records the tasks in flight are expected to make
+        self.method_done = False
         self.backlog: deque[tuple[Task, dict[str, Any]]] = deque()   # accepted tasks not yet answered
         self.stop_reason: str | None = None
         self.fatal: BaseException | None = None
@@ -68,11 +71,7 @@ class Generator:
     async def run_loop(self) -> RunResult:
         status = "interrupted"
         try:
-            for number, pool_ids in sorted(self.state.unfinished_bootstraps.items()):
-                self._spawn(self._bootstrap(number, pool_ids), "bootstrap")
-            for task in self.queries if self.queries is not None else self.machine:
-                if task.id not in self.state.completed_tasks:
-                    self.backlog.append((task, self.state.task_meta.get(task.id, {})))
+            self._resume()
             while True:
                 if self.teacher.stopping and self.stop_reason is None:
                     self.stop_reason = "interrupted"
@@ -80,8 +79,12 @@ class Generator:
                        and self.inflight_tasks < self._max_inflight_tasks):
                     task, meta = self.backlog.popleft()
                     self._spawn(self._complete_task(task, meta), "task", self._records_from(task))
-                while self.stop_reason is None and not self.backlog and self._want_bootstrap():
-                    self._spawn(self._bootstrap(self.bootstrap_no), "bootstrap")
+                while self.stop_reason is None and not self.backlog and self._want_proposal():
+                    proposal = self.method.propose(self.bootstrap_no, self.pool)
+                    if proposal is None or proposal == DONE:
+                        self.method_done = proposal == DONE
+                        break
+                    self._spawn(self._propose(proposal), "bootstrap")
                     self.bootstrap_no += 1
                 if not self._jobs:
                     break
@@ -111,13 +114,23 @@ class Generator:
         return RunResult(str(self.run.path), status, self.log.records, manifest,
                          self.log.message(status, self.config.max_idle_rounds))
 
+    def _resume(self) -> None:
+        """Replay the proposals a crash left in flight, and queue every accepted task not yet completed."""
+        if self.method is not None:
+            getattr(self.method, "restore", lambda proposals, pool: None)(self.state.proposals, self.pool)
+            for number, row in sorted(self.state.unfinished_bootstraps.items()):
+                self._spawn(self._propose(Proposal.from_row(row, number), replay=True), "bootstrap")
+        for task in self.queries if self.queries is not None else self.machine:
+            if task.id not in self.state.completed_tasks:
+                self.backlog.append((task, self.state.task_meta.get(task.id, {})))
+
     def _final_status(self) -> str:
         if self.fatal is not None:
             return "failed"
         if self.stop_reason:
             return self.stop_reason
-        if self.queries is not None and not self.backlog:
-            return "incomplete" if sum(self.log.failed.values()) else "completed"
+        if (self.queries is not None or self.method_done) and not self.backlog:
+            return "incomplete" if self.queries is not None and sum(self.log.failed.values()) else "completed"
         return "completed" if self.log.records >= self.target else "stalled"
 
     def _expected_records(self) -> int:
@@ -125,22 +138,23 @@ class Generator:
 
     def _records_from(self, task: Task) -> int:
         """How many records a task makes: each instance of a query, or --instances-per-task for a new task."""
-        return max(1, len(task.instances)) if task.origin == "query" else self.config.instances_per_task
+        return max(1, len(task.instances)) if task.origin in ANSWER_AS_IS else self.config.instances_per_task
 
     @property
     def _max_inflight_tasks(self) -> int:
         return 2 * self.config.most_in_flight + 2
 
-    def _want_bootstrap(self) -> bool:
-        """Another bootstrap prompt while the tasks in flight and expected from prompts in flight fall short."""
+    def _want_proposal(self) -> bool:
+        """Another proposal while the tasks in flight and expected from proposals in flight fall short."""
         c = self.config
-        if self.queries is not None:
+        if self.queries is not None or self.method is None or self.method_done:
             return False
         if self.idle_rounds >= c.max_idle_rounds:
             self.stop_reason = self.stop_reason or "stalled"
             return False
-        per_bootstrap = (sum(self.yields) / len(self.yields)) if self.yields else c.new_tasks_per_prompt * 0.5
-        expected = self._expected_records() + self.inflight_bootstraps * max(per_bootstrap, 0.5) * c.instances_per_task
+        per_proposal = (sum(self.yields) / len(self.yields)) if self.yields else c.new_tasks_per_prompt * 0.5
+        each = 1 if self.method.name == "magpie" else c.instances_per_task
+        expected = self._expected_records() + self.inflight_bootstraps * max(per_proposal, 0.5) * each
         return expected < self.target * BOOTSTRAP_MARGIN and self.inflight_bootstraps < max(1, c.most_in_flight // 4)
 
     def _spawn(self, coro, kind: str, expected: int = 0) -> None:
@@ -180,13 +194,21 @@ class Generator:
             await asyncio.gather(*self._jobs, return_exceptions=True)
         self._jobs.clear()
 
-    # ---- stages ---------------------------------------------------------------------------------
+    # ---- asking ---------------------------------------------------------------------------------
 
     async def _ask(self, messages, stage: str, item_id: str, context: dict[str, Any]) -> Completion | None:
-        """One teacher call. A per-request failure is written with its reason and left unfinished, so --resume
-        sends it again; an earlier session's failure that is answered now is marked as retried."""
+        """One chat call. A per-request failure is written with its reason and left unfinished, so --resume sends
+        it again; an earlier session's failure that is answered now is marked as retried."""
+        return await self._settled(self.teacher.complete(messages), stage, item_id, context)
+
+    async def _ask_text(self, request: Any, stage: str, item_id: str, context: dict[str, Any]) -> Completion | None:
+        """One raw completion (Magpie), kept the same way."""
+        return await self._settled(self.teacher.complete_text(request.prompt, stop=request.stop, seed=request.seed),
+                                   stage, item_id, context)
+
+    async def _settled(self, call, stage: str, item_id: str, context: dict[str, Any]) -> Completion | None:
         try:
-            reply = await self.teacher.complete(messages)
+            reply = await call
         except (FatalTeacherError, BudgetExceeded, StopRequested):
             raise
         except TeacherError as exc:
@@ -198,143 +220,5 @@ class Generator:
         self.log.answered(item_id, stage, context)
         return reply
 
-    async def _bootstrap(self, number: int, replay_ids: list[str] | None = None) -> None:
-        """One bootstrap prompt. A replay (after a crash) shows the same examples, so its reply comes from the cache."""
-        c = self.config
-        if replay_ids is None:
-            rng = random.Random(f"{c.seed}:bootstrap:{number}")
-            examples = sample_examples(self.seeds, self.machine, rng, c.prompt_seed_tasks, c.prompt_machine_tasks)
-            self.log.task_line({"status": "bootstrap_started", "bootstrap_no": number,
-                                "pool_ids": [t.id for t in examples], "at": now_iso()})
-        else:
-            by_id = {t.id: t for t in self.seeds + self.machine}
-            examples = [by_id[i] for i in replay_ids if i in by_id]
-        await self._bootstrap_examples(number, examples)
-        self.log.task_line({"status": "bootstrap_done", "bootstrap_no": number, "at": now_iso()})
-
-    async def _bootstrap_examples(self, number: int, examples: list[Task]) -> None:
-        c = self.config
-        pool_ids = [t.id for t in examples]
-        where = {"bootstrap_no": number}
-        completion = await self._ask(bootstrap_messages(examples, c.new_tasks_per_prompt), "bootstrap",
-                                     f"b{number}", where)
-        if completion is None:
-            self.idle_rounds += 1
-            return
-        with self.log.timed("parsing"):
-            items = parse_numbered_list(completion.text)
-        if not items:
-            self.log.reject(f"b{number}", "rejected", "parse", "unparseable_list", **where, text=completion.text)
-            self.idle_rounds += 1
-            self.yields.append(0)
-            return
-        candidates = []
-        known = {t.id for t in self.machine}
-        for i, text in enumerate(items):
-            reason = filter_reason(text, self.filters)
-            task_id = content_id("task", text, str(number), str(i))
-            if reason:
-                self.log.reject(f"b{number}:{i}", "rejected", "filter", reason, **where, text=text)
-            elif task_id not in known:      # a replayed bootstrap: this task was accepted before the crash
-                candidates.append((task_id, text))
-        accepted = 0
-        if candidates:
-            verdicts = await self._gate_queue.check([i for i, _ in candidates], [t for _, t in candidates])
-            for (task_id, text), verdict in zip(candidates, verdicts):
-                if verdict.accepted:
-                    accepted += 1
-                    self._accept_task(Task(task_id, text, origin="machine"), verdict, pool_ids, number)
-                else:
-                    reason = "near_duplicate" if verdict.stage == "embedding" else "same_task"
-                    self.log.reject(task_id, "rejected", "novelty", reason, **where, text=text, novelty_stage=verdict.stage,
-                                 neighbour_id=verdict.neighbour_id, score=round(verdict.score, 4))
-        self.yields.append(accepted)
-        self.idle_rounds = 0 if accepted else self.idle_rounds + 1
-
-    def _accept_task(self, task: Task, verdict: Verdict, pool_ids: list[str], number: int) -> None:
-        meta = {
-            "status": "accepted", "task": task.to_dict(), "bootstrap_no": number, "prompt_pool_ids": pool_ids,
-            "novelty": {"neighbour_id": verdict.neighbour_id,
-                        "score": None if verdict.score is None else round(verdict.score, 4),
-                        "threshold": self.config.novelty_threshold, "stage": verdict.stage},
-            "created_at": now_iso(),
-        }
-        self.machine.append(task)
-        self.backlog.append((task, meta))
-        self.log.task_line(meta)
-
-    async def _complete_task(self, task: Task, meta: dict[str, Any]) -> None:
-        c = self.config
-        if task.origin == "query":     # explanation mode: every instance of the query is answered
-            task.is_classification = bool(task.is_classification)
-            task.kind = task.kind or infer_kind(task.instruction, task.is_classification)
-            instances = task.instances or [{"input": "", "output": ""}]
-            await asyncio.gather(*(self._answer(task, meta, i, inst) for i, inst in enumerate(instances)))
-            return self._task_done(task)
-        if task.is_classification is None:
-            reply = await self._ask(classify_messages(task), "classify", task.id, {"task_id": task.id})
-            if reply is None:
-                return self._task_done(task)
-            task.is_classification = bool(parse_yes_no(reply.text))
-        task.kind = task.kind or infer_kind(task.instruction, task.is_classification)
-        reply = await self._ask(instances_messages(task, c.instances_per_task), "instances", task.id, {"task_id": task.id})
-        if reply is None:
-            return self._task_done(task)
-        with self.log.timed("parsing"):
-            instances = _distinct_inputs(parse_instances(reply.text, output_first=task.is_classification))
-        instances = instances[: c.instances_per_task]
-        if not instances:
-            self.log.reject(f"{task.id}:instances", "rejected", "parse", "unparseable_instances", task_id=task.id, text=reply.text)
-            return self._task_done(task)
-        await asyncio.gather(*(self._answer(task, meta, i, inst) for i, inst in enumerate(instances)))
-        self._task_done(task)
-
-    async def _answer(self, task: Task, meta: dict[str, Any], index: int, instance: dict[str, str]) -> None:
-        record_id = content_id("rec", task.id, str(index), instance["input"])
-        if record_id in self.state.record_ids:
-            return
-        system = choose_system_message(task.kind or "open_qa", random.Random(f"{self.config.seed}:system:{record_id}"))
-        context = {"task_id": task.id, "instance_index": index}
-        reply = await self._ask(answer_messages(system, task.instruction, instance["input"]), "answer", record_id, context)
-        if reply is None:
-            return
-        record = {
-            "id": record_id,
-            "task": {"id": task.id, "instruction": task.instruction, "is_classification": bool(task.is_classification),
-                     "kind": task.kind, "origin": task.origin},
-            "instance": {"index": index, "input": instance["input"], "reference_output": instance["output"]},
-            "system_message": {"id": system.id, "text": system.text},
-            "response": reply.text.strip(),
-            "provenance": {
-                "teacher": self.teacher.model, "finish_reason": reply.finish_reason,
-                "prompt_pool_ids": meta.get("prompt_pool_ids", []), "template_hashes": self.hashes,
-                "system_message_id": system.id, "usage": reply.usage, "cost_usd": reply.cost, "cached": reply.cached,
-                "novelty": meta.get("novelty", {"neighbour_id": None, "score": None,
-                                                 "threshold": self.config.novelty_threshold, "stage": "embedding"}),
-                "created_at": now_iso(), "task_created_at": meta.get("created_at", now_iso()),
-                "run_seed": self.config.seed, "synth_version": __version__,
-            },
-        }
-        with self.log.timed("validating"):
-            errors = schema_errors(record)
-        if errors:
-            self.log.reject(record_id, "failed", "validate", "schema_invalid", **context, detail="; ".join(errors[:3]),
-                         text=reply.text)
-            return
-        self.log.record(record)
-
     def _add_gate_time(self, seconds: float) -> None:
         self.log.timings["novelty_gate"] += seconds
-
-    def _task_done(self, task: Task) -> None:
-        self.log.task_done(task.id)
-
-
-def _distinct_inputs(instances: list[dict[str, str]]) -> list[dict[str, str]]:
-    seen, result = set(), []
-    for inst in instances:
-        key = " ".join(inst["input"].lower().split())
-        if key not in seen:
-            seen.add(key)
-            result.append(inst)
-    return result

@@ -32,7 +32,7 @@ GATE = "gate"
 REPORT = "report"
 # Everything a run folder may hold: its own files, and datasets exported beside them (make demo does that).
 OWN_FILES = (CONFIG, MANIFEST, TASKS, DATA, REJECTED, CACHE, CACHE + "-wal", CACHE + "-shm", SPEND, LOCK, GATE,
-             REPORT, "scores.jsonl", "evals")
+             REPORT, "scores.jsonl", "scores.summary.json", "batches.jsonl", "evals", "evals.jsonl", "decontam")
 
 
 @dataclass
@@ -48,7 +48,8 @@ class RunState:
     rejected: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
     bootstrap_requests: int = 0
-    unfinished_bootstraps: dict[int, list[str]] = field(default_factory=dict)   # number -> example ids shown
+    unfinished_bootstraps: dict[int, dict[str, Any]] = field(default_factory=dict)   # number -> its started row
+    proposals: list[dict[str, Any]] = field(default_factory=list)                  # every proposal ever started
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,7 +166,8 @@ class RunFolder:
         for row in read_complete_lines(self.file(TASKS), _task_line_problem):
             status = row["status"]
             if status == "bootstrap_started":
-                state.unfinished_bootstraps[row["bootstrap_no"]] = row["pool_ids"]
+                state.unfinished_bootstraps[row["bootstrap_no"]] = row
+                state.proposals.append(row.get("proposal") or {"number": row["bootstrap_no"]})
                 state.bootstrap_requests = max(state.bootstrap_requests, row["bootstrap_no"] + 1)
             elif status == "bootstrap_done":
                 state.unfinished_bootstraps.pop(row["bootstrap_no"], None)
@@ -206,7 +208,8 @@ def _task_line_problem(row: dict[str, Any]) -> str | None:
     if status in ("bootstrap_started", "bootstrap_done"):
         problem = fields_problem(row, bootstrap_no=int)
         if not problem and status == "bootstrap_started":
-            problem = fields_problem(row, pool_ids=list)
+            problem = fields_problem(row, pool_ids=list) or (fields_problem(row, proposal=dict)
+                                                              if "proposal" in row else None)
         return problem
     if status == "completed":
         return fields_problem(row, id=str)

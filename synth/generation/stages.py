@@ -1,4 +1,4 @@
-"""The pipeline's stages as pure functions: render a stage's chat messages, pick examples and system messages."""
+"""The answer stages as pure functions: render classify, instances and answer messages; pick a system message."""
 
 from __future__ import annotations
 
@@ -8,28 +8,11 @@ from ..prompts import SystemMessage, render, system_messages_for, template_hash
 from ..records import user_message
 from ..tasks import Task
 
-TEMPLATES = ("bootstrap", "classify", "instances_input_first", "instances_output_first")
+TEMPLATES = ("classify", "instances_input_first", "instances_output_first")   # a method adds its own
 
 
 def template_hashes() -> dict[str, str]:
     return {name: template_hash(name) for name in TEMPLATES}
-
-
-def sample_examples(seeds: list[Task], machine: list[Task], rng: random.Random,
-                    n_seed: int, n_machine: int) -> list[Task]:
-    """Self-Instruct's prompt mix: n_seed seed tasks and n_machine machine tasks; seeds fill any shortfall."""
-    machine_part = rng.sample(machine, min(n_machine, len(machine)))
-    seed_count = min(len(seeds), n_seed + n_machine - len(machine_part))
-    examples = rng.sample(seeds, seed_count) + machine_part
-    rng.shuffle(examples)
-    return examples
-
-
-def bootstrap_messages(examples: list[Task], num_new: int) -> list[dict[str, str]]:
-    listing = "\n".join(f"{i}. {task.instruction}" for i, task in enumerate(examples, 1))
-    prompt = render("bootstrap", num_examples=len(examples), num_new=num_new, examples=listing,
-                    next_number=len(examples) + 1)
-    return [{"role": "user", "content": prompt}]
 
 
 def classify_messages(task: Task) -> list[dict[str, str]]:

@@ -59,6 +59,10 @@ class RequestCache:
             "INSERT OR REPLACE INTO responses (key, response) VALUES (?, ?)", (key, json.dumps(response))
         )
 
+    def delete(self, key: str) -> None:
+        """Forget a reply (one that did not parse), so the next ask is really sent again."""
+        self._db.execute("DELETE FROM responses WHERE key = ?", (key,))
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 

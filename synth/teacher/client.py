@@ -95,8 +95,27 @@ class LiteLLMTeacher:
             request = {**request, "api_base": self.options.cache_label}
         return request_key(request)
 
+    def text_request(self, prompt: str, stop: list[str] | None = None, seed: int | None = None) -> dict[str, Any]:
+        """A raw completion request (/v1/completions), as sent. Holds no secret."""
+        o = self.options
+        req = {"model": o.model, "prompt": prompt, "temperature": o.temperature, "top_p": o.top_p,
+               "max_tokens": o.max_tokens, **o.extra}
+        req.update({k: v for k, v in (("stop", stop), ("seed", seed)) if v is not None})
+        if o.api_base:
+            req["api_base"] = o.api_base
+        return req
+
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
-        request = self.request(messages)
+        return await self._complete(self.request(messages), messages)
+
+    async def complete_text(self, prompt: str, *, stop: list[str] | None = None, seed: int | None = None) -> Completion:
+        """A raw completion of `prompt`, through the same cache, retries, limits and budget as a chat call. Only
+        OpenAI-compatible servers have it (Magpie needs it)."""
+        if self.fleet is None:
+            raise TeacherError("no_completions", "this provider has no raw completion endpoint")
+        return await self._complete(self.text_request(prompt, stop, seed), [{"role": "user", "content": prompt}])
+
+    async def _complete(self, request: dict[str, Any], messages: list[dict[str, str]]) -> Completion:
         key = self.cache_key(request)
         self.usage.calls += 1
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
@@ -233,12 +252,7 @@ class LiteLLMTeacher:
             extra = {"client": client, "api_base": endpoint.url}
         started, answered, down = time.monotonic(), False, False
         try:
-            response = await asyncio.wait_for(
-                self._litellm.acompletion(
-                    **{**request, **extra}, api_key=self._api_key, timeout=o.timeout, max_retries=0, num_retries=0,
-                ),
-                timeout=o.timeout,
-            )
+            response = await asyncio.wait_for(self._call(request, extra), timeout=o.timeout)
             answered = True
         except Exception as exc:  # every failure is sorted by classify(), nothing escapes unclassified
             error = classify(exc)
@@ -250,13 +264,36 @@ class LiteLLMTeacher:
         finally:
             if endpoint is not None:
                 self.fleet.done(endpoint, shard, answered=answered, seconds=time.monotonic() - started, down=down)
-        completion = self._parse(response)
+        completion = self._parse_text(response) if "prompt" in request else self._parse(response)
         bill.costs.append(completion.cost)
         headers, body = replies[-1] if replies else ({}, b"")
         self._note("ok", time.monotonic() - started, _remaining(headers))
         if body and cut_short(body):
             raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
         return completion
+
+    def _call(self, request: dict[str, Any], extra: dict[str, Any]):
+        o = self.options
+        if "prompt" not in request:
+            return self._litellm.acompletion(**{**request, **extra}, api_key=self._api_key, timeout=o.timeout,
+                                             max_retries=0, num_retries=0)
+        body = {k: v for k, v in request.items() if k != "api_base"}
+        body["model"] = body["model"].split("/", 1)[1] if body["model"].startswith("openai/") else body["model"]
+        return extra["client"].completions.create(**body, timeout=o.timeout)
+
+    def _parse_text(self, response: Any) -> Completion:
+        from ..formats import repair
+
+        try:
+            choice = response.choices[0]
+            text, finish = choice.text or "", choice.finish_reason
+        except (AttributeError, IndexError, TypeError):
+            raise TransientTeacherError("malformed_response", "teacher reply had no choices") from None
+        usage = getattr(response, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        cost = self.prices.cost(prompt_tokens, completion_tokens) or 0.0
+        return Completion(repair(text), finish, prompt_tokens, completion_tokens, cost)
 
     def _note(self, kind: str, seconds: float | None, remaining: int | None) -> None:
         """Tell the adaptive concurrency how this attempt ended."""

@@ -111,6 +111,8 @@ async def _one(teacher: Any, job: Job, parse: Callable[[str], Any], sink: JsonlA
     try:
         parsed = parse(reply.text)
     except VerdictError as exc:
+        if teacher.cache is not None:          # an unparseable reply is not kept: a rerun asks again
+            teacher.cache.delete(teacher.cache_key(teacher.request(job.messages)))
         result.failed[exc.reason] += 1
         sink.append({**base, "status": "failed", "reason": exc.reason, "detail": str(exc), **paid})
         return
