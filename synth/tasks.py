@@ -14,7 +14,7 @@ class Task:
     instances: list[dict[str, str]] = field(default_factory=list)
     is_classification: bool | None = None
     kind: str | None = None
-    origin: str = "seed"            # "seed", "machine", or "query" (explanation mode)
+    origin: str = "seed"            # "seed", "machine", "query" (explanation mode) or "magpie"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

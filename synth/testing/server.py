@@ -149,6 +149,8 @@ def _content_text(content: Any) -> str:
 
 
 def _messages_text(body: dict) -> str:
+    if isinstance(body.get("prompt"), str):
+        return body["prompt"]
     msgs = body.get("messages") or []
     if not isinstance(msgs, list):
         return ""
@@ -316,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, job)
             return
-        if path not in ("/v1/chat/completions", "/chat/completions"):
+        if path not in ("/v1/chat/completions", "/chat/completions", "/v1/completions", "/completions"):
             self._send_error_json(404, f"no route for POST {path}", "invalid_request_error", "not_found")
             return
         self.server.fake._handle_completion(self, raw)
@@ -573,6 +575,13 @@ class FakeTeacherServer:
         return {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
 
     def _completion_bytes(self, body: dict, reply: Reply) -> bytes:
+        if "prompt" in body and "messages" not in body:          # a raw completion (/v1/completions)
+            return json.dumps({
+                "id": self._new_id(), "object": "text_completion", "created": int(time.time()),
+                "model": body.get("model") or self.model_name,
+                "choices": [{"index": 0, "text": reply.content, "logprobs": None, "finish_reason": reply.finish_reason}],
+                "usage": self._usage(body, reply),
+            }).encode("utf-8")
         obj = {
             "id": self._new_id(),
             "object": "chat.completion",

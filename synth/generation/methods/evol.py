@@ -93,7 +93,7 @@ class Evol:
         lines = [line for line in (text or "").strip().splitlines() if line.strip()]
         if not lines:
             return "empty_mutation"
-        task = _LABEL.sub("", "\n".join(lines)).strip().strip('"').strip()
+        task = _LABEL.sub("", "\n".join(lines)).strip().strip("*").strip().strip('"').strip()
         if not task:
             return "empty_mutation"
         if copies_prompt(task, template_text(f"evol_{proposal.mutation}")):
