@@ -6,6 +6,7 @@ The package reads like the pipeline:
     teacher/     the teacher layer: litellm client, retries, outage breaker, cache, budget, rate limits, embedded model
     generation/  seeds -> bootstrap -> filters -> gate -> instances -> Orca answer -> run folder
     gate/        embeddings, the novelty index, the verifier, and dedup built on them
+    quality/     free quality signals, the LLM judge and its scores, selection of the best subset
     report/      numbers, plots, card and page for a run
     training/    the LoRA SFT recipe
     cli/         one thin module per command
@@ -30,6 +31,8 @@ _LAZY = {
     "INDEX_KINDS": ".gate.novelty",
     "build_report": ".report", "ReportPaths": ".report", "ReportConfig": ".report",
     "train": ".training", "TrainConfig": ".training", "TrainResult": ".training", "TrainingError": ".training",
+    "judge": ".quality.judge", "JudgeConfig": ".quality.judge", "JudgeResult": ".quality.judge",
+    "load_scores": ".quality.scores",
 }
 
 
@@ -50,5 +53,5 @@ __all__ = [
     "MissingKeyError", "TeacherError", "FatalTeacherError", "TeacherOutageError", "BudgetExceeded", "dedup",
     "DedupConfig", "DedupResult", "EmbeddingStore", "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier",
     "llm_verifier", "build_report", "ReportPaths", "ReportConfig", "train", "TrainConfig", "TrainResult",
-    "TrainingError",
+    "TrainingError", "judge", "JudgeConfig", "JudgeResult", "load_scores",
 ]

@@ -19,8 +19,8 @@ from synth.errors import ConfigError, RunFolderBusy, exit_code
 from synth.files import FolderLock, read_complete_lines
 from synth.formats import Example, ShapeError
 from synth.prompts import render, template_hash, template_text
-from synth.quality.judge import (JudgeConfig, judge, parse_verdict, plan_paths, render_rubric, response_format)
-from synth.quality.scores import length_bias, load_scores
+from synth.quality.judge import JudgeConfig, judge, judge_budget, parse_verdict, render_rubric, response_format
+from synth.quality.scores import length_bias, load_scores, plan_paths
 from synth.teacher.budget import Budget
 from synth.teacher.jobs import VerdictError
 from synth.testing import FakeTeacherServer, Reply
@@ -97,9 +97,12 @@ def test_rubrics_are_templates_previewed_and_hashed_like_the_others():
     for name in ("judge_quality", "judge_complexity"):
         assert "$" not in render(name, instruction="i", input="n", system_message="s", response="r")
         assert len(template_hash(name)) == 12
-    shown = subprocess.run([sys.executable, "-m", "synth", "prompts", "show", "judge_quality"], capture_output=True,
-                           text=True, timeout=60)
-    assert shown.returncode == 0 and shown.stdout.strip() == template_text("judge_quality").strip()
+    from typer.testing import CliRunner
+
+    from synth.cli import app
+
+    shown = CliRunner().invoke(app, ["prompts", "show", "judge_quality"])
+    assert shown.exit_code == 0 and shown.output.strip() == template_text("judge_quality").strip()
 
 
 def test_a_record_without_its_answer_cannot_be_graded():
@@ -366,13 +369,13 @@ def test_resume_after_sigkill_judges_nothing_twice_and_loses_nothing(tmp_path):
         scores = tmp_path / "d.scores.jsonl"
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**_env(), "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240
         while proc.poll() is None and time.monotonic() < deadline and _lines(scores) < 8:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert proc.returncode == -signal.SIGKILL and 8 <= _lines(scores) < 40
-        finished = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=120)
+        finished = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=300)
         assert finished.returncode == 0, finished.stderr
         replies = [a.key for a in server.attempts if a.outcome == "reply"]
     rows = list(read_complete_lines(scores))
@@ -397,7 +400,7 @@ def test_the_command_stops_at_max_cost_with_exit_3(tmp_path, judge_server):
     result = subprocess.run([sys.executable, "-m", "synth", "judge", str(data), "--judge", "openai/fake-judge",
                              "--api-base", judge_server.url, "--max-cost", "0.05", "--input-cost", "10",
                              "--output-cost", "10", "--concurrency", "1"], capture_output=True, text=True,
-                            env=_env(), timeout=120)
+                            env=_env(), timeout=300)
     assert result.returncode == 3, result.stderr
     assert "stopped at --max-cost" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout.startswith("stopped_budget: 12 records")
@@ -407,7 +410,7 @@ def test_the_command_stops_at_max_cost_with_exit_3(tmp_path, judge_server):
 
 def cli_error(*args):
     result = subprocess.run([sys.executable, "-m", "synth", "judge", *args], capture_output=True, text=True,
-                            env=_env(), timeout=60)
+                            env=_env(), timeout=300)
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("judge settings:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr and len(lines) == 1, result.stderr
     return lines[0]
@@ -419,10 +422,15 @@ def test_bad_input_is_one_line(tmp_path):
     api = ["--judge", "openai/x", "--api-base", "http://127.0.0.1:9/v1"]
     unanswered = cli_error(str(data), *api)
     assert "d.jsonl:2" in unanswered and "--rubrics complexity" in unanswered
-    assert "no such file" in cli_error(str(tmp_path / "missing.jsonl"), *api)
     assert "--rubrics" in cli_error(str(data), *api, "--rubrics", "quality,helpfulness")
-    assert "input" in cli_error(str(data), *api, "--out", str(data))
-    assert not list(tmp_path.glob("*scores*"))
+    # the same errors from the library, which the command prints the same way (one line, exit 2)
+    with pytest.raises(synth.InputFileError, match="no such file"):
+        judge(tmp_path / "missing.jsonl", judge="openai/x", api_base="http://127.0.0.1:9/v1")
+    with pytest.raises(ConfigError, match="is or holds the input"):
+        judge(data, judge="openai/x", api_base="http://127.0.0.1:9/v1", out=str(data))
+    with pytest.raises(ConfigError, match="--max-cost needs a price"):
+        judge(data, judge="openai/x", api_base="http://127.0.0.1:9/v1", max_cost=1.0, rubrics=["complexity"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]        # nothing written
 
 
 def test_scores_of_another_judge_are_not_mixed_in(tmp_path, judge_server):
@@ -483,8 +491,6 @@ def test_the_judge_cap_leaves_out_what_generating_cost(tmp_path):
         {"session": 1, "n": 0, "cost": 0.25, "purpose": "judge", "attempts": 1, "prompt_tokens": 1,
          "completion_tokens": 1},
         {"session": 1, "n": 1, "estimate": 0.5}]))                # in flight at a kill: counted, to be safe
-    from synth.quality.judge import judge_budget
-
     budget = judge_budget(1.0, ledger)
     assert budget.spent == pytest.approx(0.75)
     budget.close()
@@ -500,12 +506,12 @@ def test_the_embedded_smollm2_judges_through_the_real_path(tmp_path):
                                 "system": "Answer briefly."}) + "\n" +
                     json.dumps({"id": "bad", "instruction": "Name the capital of France.",
                                 "response": "<unk><unk><unk>", "system": "Answer briefly."}) + "\n")
-    result = judge(data, judge="local", max_tokens=160)
+    result = judge(data, judge="local", rubrics=["quality"], max_tokens=120)
     rows = list(read_complete_lines(tmp_path / "d.scores.jsonl"))
-    assert len(rows) == 4 and {r["model"] for r in rows} == {"openai/smollm2-135m-instruct"}
+    assert len(rows) == 2 and {r["model"] for r in rows} == {"openai/smollm2-135m-instruct"}
     assert all(r["raw"].strip() for r in rows)                       # the model's own words, kept
     assert result.status == "completed", [r.get("detail") for r in rows]   # its grammar-bound JSON always parses
     scores = load_scores(data.with_name("d.scores.jsonl"))
     assert set(scores) == {"good", "bad"} and all(1 <= scores[k]["quality"][0] <= 5 for k in scores)
-    again = judge(data, judge="local", max_tokens=160)               # resumed: nothing asked again
-    assert again.skipped == 4 and again.answered == 0
+    again = judge(data, judge="local", rubrics=["quality"], max_tokens=120)   # resumed: no model started, none asked
+    assert again.skipped == 2 and again.answered == 0 and again.status == "completed"

@@ -31,3 +31,16 @@ def test_server_stops_with_its_context():
         process = server._proc
         assert server.api_base.startswith("http://127.0.0.1:")
     assert process.poll() is not None
+
+
+def test_magpie_on_the_embedded_teacher_writes_and_answers_its_own_queries(tmp_path):
+    """The GGUF's own chat template gives the user-turn prefix; llama.cpp's /v1/completions samples a query from it.
+    A 135M model writes weak queries, so the check is that the path is real, not that they are good."""
+    result = synth.generate(out=str(tmp_path / "run"), teacher="local", method="magpie", num=1, max_tokens=160,
+                            temperature=1.0, max_idle_rounds=6)
+    asked = [r for r in synth.formats.iter_rows(tmp_path / "run" / "tasks.jsonl") if r.data.get("status") == "accepted"]
+    rejected = list(synth.formats.iter_rows(tmp_path / "run" / "rejected.jsonl")) if (tmp_path / "run" / "rejected.jsonl").exists() else []
+    assert asked or any(r.data["stage"] == "magpie" for r in rejected)          # the model was asked, and answered
+    if result.records:
+        record = synth.load_records(tmp_path / "run")[0]
+        assert record["task"]["origin"] == "magpie" and schema_errors(record) == []

@@ -10,7 +10,8 @@ import sys
 
 from ..errors import EXIT_CODES, SynthError
 from ..teacher.secrets import redact
-from . import dedup, export, generate, prompts, report, train  # noqa: F401  (each registers its command)
+from . import dedup, export, generate, prompts, report, select, train  # noqa: F401  (each registers its command)
+from . import decontaminate  # noqa: F401
 from . import eval  # noqa: F401  (registers synth eval)
 from . import judge  # noqa: F401  (registers synth judge)
 from ._common import app, say

@@ -23,7 +23,7 @@ def judge(
     from ..quality.judge import judge as run_judge
 
     settings = JudgeConfig.resolve(config_file=config, flags=flags)
-    with ProgressBar("verdicts") as bar:
+    with ProgressBar("verdicts", terminal_only=True) as bar:
         result = run_judge(data, settings, progress=bar, log=say)
     tell(f"{result.status}: {summary_line(result.summary)}")
     tell(f"scores: {result.out}; summary: {result.summary_path}")
@@ -46,8 +46,9 @@ def summary_line(summary: dict) -> str:
 
 
 def next_step(status: str) -> str:
-    return {"incomplete": "some verdicts failed (listed with their raw text in the scores file); run the same "
-                          "command again to send them again",
+    return {"incomplete": "some verdicts failed (kept with their reason and raw text in the scores file); the same "
+                          "command sends failed requests again, while replies that did not parse come back from the "
+                          "cache unless --temperature or --max-tokens changes",
             "stopped_budget": "stopped at --max-cost; raise it and run the same command again to go on",
             "interrupted": "interrupted: every verdict so far is saved; run the same command again to go on",
             }.get(status, status)

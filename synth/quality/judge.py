@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from ..errors import ConfigError, InputFileError
-from ..files import FolderLock, refuse_overlap, write_json_atomic
+from ..files import FolderLock, write_json_atomic
 from ..formats import Example, ShapeError, example
 from ..prompts import render, template_hash
 from ..settings import setting
-from ..teacher.jobs import Job, JobsResult, VerdictError, latest_rows, run_jobs, run_with_stop_signals
-from ..teacher.session import CACHE_FILE, LOCAL, SPEND_FILE, CallSettings, TeacherSession, check_teacher
-from .scores import SCORES_FILE, summarize
+from ..teacher.budget import Budget
+from ..teacher.jobs import Job, JobsResult, VerdictError, answered_ids, run_jobs, run_with_stop_signals
+from ..teacher.session import LOCAL, CallSettings, TeacherSession, check_teacher
+from .scores import check_earlier_scores, expected_model, plan_paths, summarize
 
 RUBRICS = ("quality", "complexity")
 SCALES = {"quality": (1, 5), "complexity": (1, 6)}
@@ -229,53 +230,6 @@ def _reason(body: str, score: re.Match) -> str:
     return body[score.end():].strip().lstrip(".):,;\u2013\u2014- \t\n").strip()
 
 
-# ---- where a judge reads and writes --------------------------------------------------------------
-
-@dataclass
-class Plan:
-    """The files of one judge run: the scores, their summary, the spend ledger, the request cache, and the run
-    folder to lock when they are inside one."""
-
-    data: Path
-    out: Path
-    summary: Path
-    ledger: Path
-    cache: Path
-    run: Path | None
-
-
-def plan_paths(data: str | Path, config: JudgeConfig) -> Plan:
-    """Where `judge` writes, checked before anything is written. Inside a run folder the judge books its spend in
-    the run's own ledger (purpose "judge") and shares its cache; beside a dataset it keeps its own."""
-    from ..formats.export import RUN_FILES
-    from ..formats.reader import DATA_SUFFIXES, RUN_DATA
-
-    data = Path(data)
-    if not data.exists():
-        raise InputFileError(data, "no such file or folder; give a synth run folder or a dataset file")
-    is_run = data.is_dir() and (data / RUN_DATA).is_file()
-    if config.out:
-        out = Path(config.out)
-    elif is_run:
-        out = data / SCORES_FILE
-    else:
-        stem = next((data.name[:-len(s)] for s in DATA_SUFFIXES if data.name.lower().endswith(s)), data.name)
-        out = data.with_name(stem + ".scores.jsonl")
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; give the scores file to write")
-    refuse_overlap(out, data / RUN_DATA if is_run else data)
-    folder = out.parent.resolve()
-    base = out.name.removesuffix(".jsonl")
-    in_run = folder == data.resolve() if is_run else (folder / RUN_DATA).is_file()
-    if in_run and out.name != SCORES_FILE and out.name.startswith(RUN_FILES):
-        raise ConfigError(f"--out {out} is one of the run folder's own files; write the scores elsewhere")
-    if in_run:
-        return Plan(data, out, out.with_name(base + ".summary.json"), folder / SPEND_FILE, folder / CACHE_FILE,
-                    folder)
-    return Plan(data, out, out.with_name(base + ".summary.json"), out.with_name(base + ".spend.jsonl"),
-                out.with_name(base + ".cache.sqlite"), None)
-
-
 # ---- what is judged ------------------------------------------------------------------------------
 
 @dataclass
@@ -287,9 +241,8 @@ class Item:
 def load_items(data: Path, rubrics: list[str]) -> list[Item]:
     """Every row of the dataset, with the id `synth dedup` and `synth select` give it (its own id, else row-N).
     A row that cannot be judged on every rubric asked for is an InputFileError naming its line."""
-    from ..gate.dedup import read_dataset
-
     from ..formats import dataset_files
+    from ..gate.dedup import read_dataset
 
     files = dataset_files(data)
     where = files[0] if len(files) == 1 else data
@@ -301,22 +254,6 @@ def load_items(data: Path, rubrics: list[str]) -> list[Item]:
                                        "answers with --rubrics complexity", row.line)
         items.append(Item(row.id, ex))
     return items
-
-
-def expected_model(judge: str) -> str:
-    from ..teacher.local import LOCAL_MODEL_NAME
-
-    return f"openai/{LOCAL_MODEL_NAME}" if judge == LOCAL else judge
-
-
-def check_earlier_scores(out: Path, model: str, hashes: dict[str, str]) -> None:
-    """A scores file holds one judge's verdicts under one version of the rubrics, or resuming it would mix two."""
-    for row in latest_rows(out).values():
-        rubric = row.get("rubric")
-        if row.get("model") != model or (rubric in hashes and row.get("template_hash") != hashes[rubric]):
-            raise ConfigError(f"{out} holds verdicts of judge {row.get('model')!r} under rubric version "
-                              f"{row.get('template_hash')}; to judge with {model!r} (rubrics "
-                              f"{', '.join(f'{r} {h}' for r, h in hashes.items())}) give another --out")
 
 
 def jobs_for(items: list[Item], rubric: str) -> Iterator[Job]:
@@ -373,8 +310,9 @@ def judge(data: str | Path, config: JudgeConfig | dict[str, Any] | None = None, 
         session = partial(TeacherSession, config.judge, config, folder=plan.out.parent, purpose=PURPOSE,
                           api_key=api_key, budget=budget, cache=cache)
         result = JudgeResult("completed", str(plan.out), str(plan.summary))
-        for rubric in config.rubrics:
-            outcome = _judge_rubric(session, config, items, rubric, plan.out, progress)
+        for number, rubric in enumerate(config.rubrics):
+            step = _step_progress(progress, number * len(items), len(items) * len(config.rubrics), rubric)
+            outcome = _judge_rubric(session, config, items, rubric, plan.out, step)
             result.answered += outcome.answered
             result.skipped += outcome.skipped
             result.failed.update(outcome.failed)
@@ -389,26 +327,32 @@ def judge(data: str | Path, config: JudgeConfig | dict[str, Any] | None = None, 
 
 
 def _judge_rubric(session: Callable[..., TeacherSession], config: JudgeConfig, items: list[Item], rubric: str,
-                  out: Path, progress: Progress | None) -> JobsResult:
+                  out: Path, progress: Callable[[JobsResult], None] | None) -> JobsResult:
+    done = answered_ids(out)
+    if all(f"{item.id}#{rubric}" in done for item in items):      # nothing to ask: no model is started
+        return JobsResult(skipped=len(items))
     extra = {"response_format": fmt} if (fmt := response_format(config.judge, rubric, config.structured_output)) else {}
-    total = len(items)
-
-    def report(state: JobsResult) -> None:
-        if progress:
-            failed = sum(state.failed.values())
-            progress(state.answered + state.skipped + failed, total, f"{rubric}: {failed} failed")
-
     with session(extra=extra) as teacher:
         return run_with_stop_signals(
             lambda: run_jobs(teacher, jobs_for(items, rubric), partial(parse_verdict, rubric=rubric), out,
-                             progress=report), [teacher])
+                             progress=progress), [teacher])
 
 
-def judge_budget(cap: float | None, ledger: Path):
+def _step_progress(progress: Progress | None, offset: int, total: int, rubric: str):
+    """The jobs engine's progress for one rubric, as (verdicts done, verdicts in all, what is happening)."""
+    if progress is None:
+        return None
+
+    def report(state: JobsResult) -> None:
+        failed = sum(state.failed.values())
+        progress(offset + state.answered + state.skipped + failed, total, f"{rubric}: {failed} failed")
+
+    return report
+
+
+def judge_budget(cap: float | None, ledger: Path) -> Budget:
     """The spend ledger, with --max-cost capping the judge's own spending: a run folder's ledger also holds what
     generating it cost, which a judge's cap must not count. Requests a kill left unsettled count, to be safe."""
-    from ..teacher.budget import Budget
-
     budget = Budget.with_ledger(cap, ledger)
     budget.spent = budget.tally(PURPOSE).cost + budget.unsettled
     return budget

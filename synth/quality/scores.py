@@ -11,10 +11,12 @@ Failures carry status "failed", a "reason" and a "detail" instead of a result. T
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputFileError
+from ..errors import ConfigError, InputFileError
+from ..files import refuse_overlap
 from ..teacher.jobs import latest_rows
 
 if TYPE_CHECKING:
@@ -49,9 +51,77 @@ def load_scores(path: str | Path) -> dict[str, dict[str, tuple[int, str]]]:
     return scores
 
 
+# ---- where a judge writes -----------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """The files of one judge run: the scores, their summary, the spend ledger, the request cache, and the run
+    folder to lock when they are inside one."""
+
+    data: Path
+    out: Path
+    summary: Path
+    ledger: Path
+    cache: Path
+    run: Path | None
+
+
+def plan_paths(data: str | Path, config: JudgeConfig) -> Plan:
+    """Where `judge` writes, checked before anything is written. Inside a run folder the judge books its spend in
+    the run's own ledger (purpose "judge") and shares its cache; beside a dataset it keeps its own."""
+    from ..formats.export import RUN_FILES
+    from ..formats.reader import DATA_SUFFIXES, RUN_DATA
+    from ..teacher.session import CACHE_FILE, SPEND_FILE
+
+    data = Path(data)
+    if not data.exists():
+        raise InputFileError(data, "no such file or folder; give a synth run folder or a dataset file")
+    is_run = data.is_dir() and (data / RUN_DATA).is_file()
+    if config.out:
+        out = Path(config.out)
+    elif is_run:
+        out = data / SCORES_FILE
+    else:
+        stem = next((data.name[:-len(end)] for end in DATA_SUFFIXES if data.name.lower().endswith(end)), data.name)
+        out = data.with_name(stem + ".scores.jsonl")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the scores file to write")
+    refuse_overlap(out, data / RUN_DATA if is_run else data)
+    folder = out.parent.resolve()
+    base = out.name.removesuffix(".jsonl")
+    in_run = folder == data.resolve() if is_run else (folder / RUN_DATA).is_file()
+    if in_run and out.name != SCORES_FILE and out.name.startswith(RUN_FILES):
+        raise ConfigError(f"--out {out} is one of the run folder's own files; write the scores elsewhere")
+    if in_run:
+        return Plan(data, out, out.with_name(base + ".summary.json"), folder / SPEND_FILE, folder / CACHE_FILE,
+                    folder)
+    return Plan(data, out, out.with_name(base + ".summary.json"), out.with_name(base + ".spend.jsonl"),
+                out.with_name(base + ".cache.sqlite"), None)
+
+
+def expected_model(judge: str) -> str:
+    """The model name a judge's verdicts carry (the embedded one answers as openai/NAME)."""
+    from ..teacher.local import LOCAL_MODEL_NAME
+    from ..teacher.session import LOCAL
+
+    return f"openai/{LOCAL_MODEL_NAME}" if judge == LOCAL else judge
+
+
+def check_earlier_scores(out: Path, model: str, hashes: dict[str, str]) -> None:
+    """A scores file holds one judge's verdicts under one version of the rubrics, or resuming it would mix two."""
+    for row in latest_rows(out).values():
+        rubric = row.get("rubric")
+        if row.get("model") != model or (rubric in hashes and row.get("template_hash") != hashes[rubric]):
+            raise ConfigError(f"{out} holds verdicts of judge {row.get('model')!r} under rubric version "
+                              f"{row.get('template_hash')}; to judge with {model!r} (rubrics "
+                              f"{', '.join(f'{r} {h}' for r, h in hashes.items())}) give another --out")
+
+
+# ---- summing up ----------------------------------------------------------------------------------
+
 def summarize(out: Path, items: list[Item], config: JudgeConfig, usage: Usage, status: str) -> dict[str, Any]:
     """What a judge run holds, for scores.summary.json and the command's last line."""
-    from .judge import SCALES, expected_model
+    from .judge import SCALES
 
     rows = latest_rows(out)
     lengths = {item.id: len(item.example.output or "") for item in items}
