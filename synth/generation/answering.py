@@ -10,6 +10,7 @@ import random
 from typing import Any
 
 from .._version import __version__
+from ..quality.signals import record_signals
 from ..records import SCHEMA_VERSION, now_iso, schema_errors
 from ..tasks import Task, content_id
 from ..teacher.base import Completion
@@ -64,6 +65,16 @@ class Answering:
         if reply is None:
             return
         record = self._record(record_id, task, meta, index, instance, system, reply)
+        if self.signal_config is not None:
+            with self.log.timed("signals"):
+                signals = record_signals(record, self.signal_config)
+            if signals:
+                record["quality"] = {"signals": [{"name": s.name, "detail": s.detail} for s in signals]}
+            rejecting = self.signal_config.rejects(signals)
+            if rejecting:                       # a degenerate answer: rejected with its reason, not written
+                self.log.reject(record_id, "rejected", "quality", rejecting[0].name, **context,
+                                detail=rejecting[0].detail, text=reply.text)
+                return
         with self.log.timed("validating"):
             errors = schema_errors(record)
         if errors:

@@ -25,7 +25,7 @@ from .methods.evol import Evol
 from .methods.magpie import Magpie, load_frame
 from .methods.self_instruct import SelfInstruct
 from .personas import load_personas
-from .pipeline import Generator, Progress, RunResult
+from .pipeline import Generator, Progress, RunResult, signal_config
 from .runfolder import CACHE, GATE, RunFolder, RunState
 from .seeds import load_seeds
 
@@ -55,6 +55,7 @@ def generate(config: GenerateConfig | dict[str, Any] | None = None, *, resume: s
     queries = load_seeds(config.queries, origin="query") if config.queries else None
     seeds = [] if queries is not None or (config.method == "magpie" and not config.seeds) else load_seeds(config.seeds)
     method = None if queries is not None else make_method(config)
+    signal_config(config)                              # a bad signal file is an error before anything is made
     local = config.teacher == LOCAL_TEACHER
     keys = _check_teachers(config, local)
     embedder = shared_embedder(config.embedder) if queries is None else None   # each fails before a folder is made

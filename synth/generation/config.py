@@ -12,6 +12,7 @@ from ..gate.embeddings import DEFAULT_EMBEDDER
 from ..settings import setting
 from ..teacher.session import LOCAL as LOCAL_TEACHER
 from ..teacher.session import CallSettings
+from ..quality.signals import DEGENERATE, SIGNALS
 from .filters import DEFAULT_BLACKLIST
 
 METHODS = ("self-instruct", "evol", "magpie")
@@ -54,6 +55,11 @@ class GenerateConfig(CallSettings):
     novelty_index: str = setting("auto", "auto (exact up to 1M tasks, HNSW beyond), flat or hnsw.",
                                  choices=("auto", "flat", "hnsw"))
     embedder: str = setting(DEFAULT_EMBEDDER, "sentence-transformers model folder for the gate (default: bundled MiniLM).")
+    # quality
+    signals: bool = setting(True, "Compute the free quality signals on every record (stored with it).")
+    signal_filter: list[str] = setting(help="Signals that reject a record; the others only flag it (comma-separated; "
+                                            "empty: flag only).", factory=lambda: sorted(DEGENERATE))
+    signal_config: str | None = setting(None, "A JSON file of signal thresholds (the fields of SignalConfig).")
     # batch APIs
     batch: bool = setting(False, "Send every request through the provider's batch API (OpenAI, or a server with "
                                  "/v1/files and /v1/batches) at its discount; the run goes in rounds of jobs.")
@@ -70,6 +76,9 @@ class GenerateConfig(CallSettings):
 
     def checks(self) -> list[str]:
         problems = super().checks()
+        unknown = sorted(set(self.signal_filter) - set(SIGNALS))
+        if unknown:
+            problems.append(f"--signal-filter: unknown signal(s) {', '.join(unknown)}; the signals are {', '.join(SIGNALS)}")
         if self.personas and self.method != "self-instruct":
             problems.append("--personas lead Self-Instruct's bootstrap prompts: use them with --method self-instruct")
         if self.method == "magpie" and self.queries:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BudgetExceeded, FatalTeacherError, StopRequested, StorageError, TeacherError
 from ..gate.queue import GateQueue
 from ..prompts import template_hash
+from ..quality.signals import SignalConfig
 from ..tasks import Task
 from ..teacher.base import Completion
 from .answering import ANSWER_AS_IS, Answering
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Generator", "Progress", "RunResult"]
 
+
+def signal_config(config: GenerateConfig) -> SignalConfig | None:
+    """The free quality signals' settings for a run (None: not computed)."""
+    if not config.signals:
+        return None
+    base = SignalConfig.from_file(config.signal_config) if config.signal_config else SignalConfig()
+    return base.merged({"filter": list(config.signal_filter)}).validate()
+
 # Proposals are asked for until the tasks in hand and in flight would make this much more than --num: a late
 # proposal's reply sits at the head of a chain of four calls (classify, instances, answers), so running short at the
 # end costs far more wall time than a few spare tasks, which stay in tasks.jsonl for a later --resume --num.
@@ -46,6 +55,7 @@ class Generator(Proposing, Answering):
         self.seeds, self.state, self.queries, self.method = seeds, state, queries, method
         self.target = config.num or (sum(max(1, len(t.instances)) for t in queries) if queries is not None else 100)
         self.filters = FilterConfig(config.min_words, config.max_words, tuple(config.blacklist), tuple(config.banned_prefixes))
+        self.signal_config = signal_config(config)
         names = TEMPLATES + (method.template_names() if method is not None else ())
         self.hashes = {name: template_hash(name) for name in names}
         self.machine = list(state.machine_tasks)
