@@ -75,6 +75,10 @@ class Answering:
                 self.log.reject(record_id, "rejected", "quality", rejecting[0].name, **context,
                                 detail=rejecting[0].detail, text=reply.text)
                 return
+        if self.judge_teacher is not None or self.strong_teacher is not None:
+            record = await self._review(record, context)
+            if record is None:
+                return
         with self.log.timed("validating"):
             errors = schema_errors(record)
         if errors:

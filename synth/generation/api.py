@@ -101,6 +101,9 @@ def _check_teachers(config: GenerateConfig, local: bool) -> tuple[str | None, st
     api_key = check_teacher(config.teacher, config)
     same = config.verifier == config.teacher          # the verifier shares the teacher's endpoint and prices
     verifier_key = check_api_key(config.verifier, config.api_base if same else None) if config.verifier else None
+    for model in (config.judge, config.strong_teacher):    # a judge or strong teacher of a different model
+        if model and model != config.teacher and model != LOCAL_TEACHER:
+            check_api_key(model, _side_base(config, model))
     return api_key, verifier_key
 
 
@@ -131,10 +134,33 @@ def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seed
             pool = seeds + state.machine_tasks      # a resumed run finds these in the gate's store: nothing re-embedded
             gate.add([t.id for t in pool], [t.instruction for t in pool])
             stack.callback(gate.save_index)
+        judge = _side_teacher(stack, config, config.judge, run, teacher, "judge", temperature=0.0, max_tokens=300)
+        strong = _side_teacher(stack, config, config.strong_teacher, run, teacher, "strong_teacher")
         run.save_config(config)                     # only now: a refused resume or a failed set-up changes nothing
-        generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries, method=method)
-        teachers = [teacher] + ([verifier.teacher] if verifier is not None else [])
+        generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries, method=method,
+                              judge_teacher=judge, strong_teacher=strong)
+        teachers = [teacher] + [t for t in (judge, strong) if t is not None] + \
+            ([verifier.teacher] if verifier is not None else [])
         return run_with_stop_signals(lambda: _loop(generator, verifier), teachers)
+
+
+def _side_teacher(stack, config: GenerateConfig, model: str | None, run: RunFolder, teacher, purpose: str, **changes):
+    """A judge or strong teacher beside the teacher: the same cache and spend ledger, its spending booked under its
+    own purpose; the teacher's endpoint and prices when it is the same model."""
+    if not model:
+        return None
+    same = model == config.teacher
+    settings = config if same else config.merged({"api_base": _side_base(config, model), "input_cost": None,
+                                                  "output_cost": None})
+    return stack.enter_context(TeacherSession(model, settings, folder=run.path, purpose=purpose, cache=teacher.cache,
+                                              budget=teacher.budget, **changes))
+
+
+def _side_base(config: GenerateConfig, model: str) -> str | None:
+    """Where a judge or strong teacher is served: --side-api-base, else the teacher's server for an openai/ model."""
+    if not model.startswith("openai/"):
+        return None
+    return config.side_api_base or config.api_base
 
 
 async def _loop(generator: Generator, verifier) -> RunResult:

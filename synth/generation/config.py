@@ -60,6 +60,17 @@ class GenerateConfig(CallSettings):
     signal_filter: list[str] = setting(help="Signals that reject a record; the others only flag it (comma-separated; "
                                             "empty: flag only).", factory=lambda: sorted(DEGENERATE))
     signal_config: str | None = setting(None, "A JSON file of signal thresholds (the fields of SignalConfig).")
+    judge: str | None = setting(None, "A litellm model that scores each answer as it arrives (synth judge's quality "
+                                      "rubric); verdicts go to RUN/scores.jsonl.")
+    min_quality: int | None = setting(None, "With --judge: reject answers scored below this (1-5) as low_quality.",
+                                      min=1, max=5)
+    strong_teacher: str | None = setting(None, "A stronger model that re-answers a subset (see --strong-when); both "
+                                               "answers are kept, the record uses the strong one.")
+    side_api_base: str | None = setting(None, "OpenAI-compatible server of the --judge and --strong-teacher when "
+                                              "they are openai/ models (default: --api-base).")
+    strong_when: str = setting("low_quality", "Which answers the strong teacher redoes: low_quality (judged below "
+                                              "--min-quality, or 4), complex (the judge rates the task 4+ of 6), or "
+                                              "fraction:0.2 (a seeded share).")
     # batch APIs
     batch: bool = setting(False, "Send every request through the provider's batch API (OpenAI, or a server with "
                                  "/v1/files and /v1/batches) at its discount; the run goes in rounds of jobs.")
@@ -69,6 +80,24 @@ class GenerateConfig(CallSettings):
                                          "price for the model.", min=0, max=1)
     batch_poll: float = setting(30.0, "Seconds between looks at a batch job's state.", min=0, min_open=True)
     batch_window: str = setting("24h", "The batch jobs' completion window.")
+    def _review_checks(self) -> list[str]:
+        problems = []
+        if self.min_quality is not None and not self.judge:
+            problems.append("--min-quality needs a --judge to score the answers")
+        when = self.strong_when
+        if when.startswith("fraction:"):
+            try:
+                share = float(when.split(":", 1)[1])
+            except ValueError:
+                share = -1.0
+            if not 0 < share <= 1:
+                problems.append(f"--strong-when {when}: the fraction must be in (0, 1]")
+        elif when not in ("low_quality", "complex"):
+            problems.append(f"--strong-when must be low_quality, complex or fraction:SHARE, not {when!r}")
+        elif self.strong_teacher and not self.judge:
+            problems.append(f"--strong-when {when} needs a --judge to decide which answers to redo")
+        return problems
+
     @property
     def most_in_flight(self) -> int:
         """Requests the pipeline keeps in flight: a whole batch job's worth in batch mode."""
@@ -76,6 +105,7 @@ class GenerateConfig(CallSettings):
 
     def checks(self) -> list[str]:
         problems = super().checks()
+        problems += self._review_checks()
         unknown = sorted(set(self.signal_filter) - set(SIGNALS))
         if unknown:
             problems.append(f"--signal-filter: unknown signal(s) {', '.join(unknown)}; the signals are {', '.join(SIGNALS)}")

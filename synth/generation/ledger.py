@@ -16,7 +16,8 @@ from typing import Any, Callable
 from .._version import __version__
 from ..records import now_iso
 from ..tasks import content_id
-from .runfolder import DATA, REJECTED, TASKS, RunFolder, RunState
+from ..files import JsonlAppender
+from .runfolder import DATA, REJECTED, SCORES, TASKS, RunFolder, RunState
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -47,6 +48,7 @@ class RunLog:
         self._started = time.monotonic()
         self._started_at = state.manifest.get("started_at") or now_iso()
         self.last_checkpoint = 0.0
+        self._scores: JsonlAppender | None = None
 
     # ---- outcomes -------------------------------------------------------------------------------
 
@@ -82,6 +84,12 @@ class RunLog:
         self._files[REJECTED].append({"id": rejection_id, "kind": kind, "stage": stage, "reason": reason,
                                       **fields, "created_at": now_iso()})
         self.report()
+
+    def score(self, row: dict[str, Any]) -> None:
+        """A judge's verdict (or its failure), to RUN/scores.jsonl as `synth judge` writes it."""
+        if self._scores is None:
+            self._scores = JsonlAppender(self.run.file(SCORES))
+        self._scores.append(row)
 
     def answered(self, item_id: str, stage: str, context: dict[str, Any]) -> None:
         """A request that failed in an earlier session got its reply: the failure no longer stands."""
@@ -153,6 +161,7 @@ class RunLog:
         lookups are counted per session on top of the last manifest."""
         budget = self.teacher.budget
         teacher, verifier = budget.tally("teacher").settled(), budget.tally("verifier").settled()
+        others = {p: budget.tally(p).settled() for p in ("judge", "strong_teacher") if budget.tally(p).requests}
         usage = {"calls": prior.get("calls", 0) + self.teacher.usage.calls,
                  "cached_calls": prior.get("cached_calls", 0) + self.teacher.usage.cached_calls,
                  **{k: teacher[k] for k in ("attempts", "prompt_tokens", "completion_tokens", "cost_usd")}}
@@ -160,11 +169,13 @@ class RunLog:
             usage["verifier"] = verifier
         if budget.unsettled:
             usage["unsettled_usd"] = round(budget.unsettled, 6)    # reserved by a killed session, never settled
-        usage["total_cost_usd"] = round(teacher["cost_usd"] + verifier["cost_usd"] + budget.unsettled, 6)
+        usage.update(others)                                      # booked per teacher: judge, strong teacher
+        usage["total_cost_usd"] = round(teacher["cost_usd"] + verifier["cost_usd"] + budget.unsettled
+                                        + sum(o["cost_usd"] for o in others.values()), 6)
         return usage
 
     def close(self) -> None:
-        for appender in self._files.values():
+        for appender in list(self._files.values()) + ([self._scores] if self._scores else []):
             with contextlib.suppress(OSError):
                 appender.close()
 

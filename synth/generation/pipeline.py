@@ -25,6 +25,7 @@ from .filters import FilterConfig
 from .ledger import Progress, RunLog, RunResult
 from .methods import DONE, Method, Pool, Proposal
 from .proposing import Proposing
+from .review import Reviewing
 from .runfolder import RunFolder, RunState
 from .stages import TEMPLATES
 
@@ -47,11 +48,13 @@ def signal_config(config: GenerateConfig) -> SignalConfig | None:
 BOOTSTRAP_MARGIN = 1.15
 
 
-class Generator(Proposing, Answering):
+class Generator(Proposing, Answering, Reviewing):
     def __init__(self, config: GenerateConfig, run: RunFolder, teacher: Any, gate: NoveltyGate | None,
                  seeds: list[Task], state: RunState, progress: Progress | None = None,
-                 queries: list[Task] | None = None, method: Method | None = None):
+                 queries: list[Task] | None = None, method: Method | None = None, judge_teacher: Any = None,
+                 strong_teacher: Any = None):
         self.config, self.run, self.teacher, self.gate = config, run, teacher, gate
+        self.judge_teacher, self.strong_teacher = judge_teacher, strong_teacher
         self.seeds, self.state, self.queries, self.method = seeds, state, queries, method
         self.target = config.num or (sum(max(1, len(t.instances)) for t in queries) if queries is not None else 100)
         self.filters = FilterConfig(config.min_words, config.max_words, tuple(config.blacklist), tuple(config.banned_prefixes))

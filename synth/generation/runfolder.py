@@ -29,6 +29,7 @@ REJECTED = "rejected.jsonl"
 CACHE = "cache.sqlite"
 SPEND = "spend.jsonl"
 GATE = "gate"
+SCORES = "scores.jsonl"
 REPORT = "report"
 # Everything a run folder may hold: its own files, and datasets exported beside them (make demo does that).
 OWN_FILES = (CONFIG, MANIFEST, TASKS, DATA, REJECTED, CACHE, CACHE + "-wal", CACHE + "-shm", SPEND, LOCK, GATE,
