@@ -6,6 +6,7 @@ The package reads like the pipeline:
     teacher/     the teacher layer: litellm client, retries, outage breaker, cache, budget, rate limits, embedded model
     generation/  seeds -> bootstrap -> filters -> gate -> instances -> Orca answer -> run folder
     gate/        embeddings, the novelty index, the verifier, and dedup built on them
+    decontam/    benchmark decontamination: benchmarks, n-gram index, embedding and verifier stages
     quality/     free quality signals, the LLM judge and its scores, selection of the best subset
     report/      numbers, plots, card and page for a run
     training/    the LoRA SFT recipe
@@ -33,6 +34,8 @@ _LAZY = {
     "train": ".training", "TrainConfig": ".training", "TrainResult": ".training", "TrainingError": ".training",
     "judge": ".quality.judge", "JudgeConfig": ".quality.judge", "JudgeResult": ".quality.judge",
     "load_scores": ".quality.scores",
+    "decontaminate": ".decontam", "DecontamConfig": ".decontam", "DecontamResult": ".decontam",
+    "Decontaminator": ".decontam",
 }
 
 
@@ -53,5 +56,6 @@ __all__ = [
     "MissingKeyError", "TeacherError", "FatalTeacherError", "TeacherOutageError", "BudgetExceeded", "dedup",
     "DedupConfig", "DedupResult", "EmbeddingStore", "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier",
     "llm_verifier", "build_report", "ReportPaths", "ReportConfig", "train", "TrainConfig", "TrainResult",
-    "TrainingError", "judge", "JudgeConfig", "JudgeResult", "load_scores",
+    "TrainingError", "judge", "JudgeConfig", "JudgeResult", "load_scores", "decontaminate", "DecontamConfig",
+    "DecontamResult", "Decontaminator",
 ]

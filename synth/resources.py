@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -35,3 +36,9 @@ def personas_dir() -> Path:
 
 def schema_path() -> Path:
     return _PACKAGE / "record.schema.json"
+
+
+def cache_dir() -> Path:
+    """Where synth keeps what it builds once and reuses (the default student, fast embedders, benchmark indexes):
+    ~/.cache/synth, or $SYNTH_CACHE_DIR."""
+    return Path(os.environ.get("SYNTH_CACHE_DIR") or Path.home() / ".cache" / "synth")

@@ -41,10 +41,5 @@ def benchmark_gate(benchmark: Benchmark, embedder: Embedder, *, similarity: floa
 
 
 def judge(gate: NoveltyGate, texts: list[str], vectors: np.ndarray) -> list[Verdict]:
-    """The gate's verdict on each text against its pool alone; the pool is left as it was.
-
-    NoveltyGate has no public call for a search that leaves the pool alone, so this uses its search, band and
-    decision steps directly (a public `NoveltyGate.judge(texts)` would make this one line; see the report)."""
-    hits = gate._search(vectors)
-    judged = gate._verify_pool_band(texts, hits)
-    return [gate._decide(text, text_hits, text_judged) for text, text_hits, text_judged in zip(texts, hits, judged)]
+    """The gate's verdict on each text against its pool alone; the pool is left as it was."""
+    return gate.judge(texts, vectors)

@@ -22,8 +22,9 @@ _MAX_PASSES = 4
 def normalize(text: str) -> str:
     """`text` normalised; normalising the result again changes nothing.
 
-    Outside ASCII one pass is not always a fixed point (lowering 'İ' gives 'i' and a combining dot, which NFKC may
-    then treat differently), so text that is not yet NFKC and lower case after a pass is passed again."""
+    Outside ASCII one pass is not always a fixed point: lowering a Greek capital with an accent and an iota subscript
+    ('Ά' + U+0345) yields characters that NFKC composes anew. Text that is not yet NFKC and lower case after a pass
+    is passed again."""
     once = _pass(text)
     for _ in range(_MAX_PASSES):
         if once.isascii() or (unicodedata.is_normalized("NFKC", once) and once.lower() == once):
@@ -66,6 +67,13 @@ def _not_word() -> re.Pattern:
             marks.append(f"\\u{start:04x}-\\u{code - 1:04x}")
             start = None
     return re.compile(f"(?:[^\\w{''.join(marks)}]|_)+")
+
+
+def normalized_bytes(text: str) -> bytes:
+    """`normalize(text)` as UTF-8, except that ASCII text may keep runs of spaces (its words are the same)."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII)
+    return normalize(text).encode("utf-8")
 
 
 def words(text: str) -> list[bytes]:

@@ -188,6 +188,14 @@ class NoveltyGate:
 
     # ---- judging --------------------------------------------------------------------------------
 
+    def judge(self, texts: list[str], vectors: np.ndarray | None = None) -> list[Verdict]:
+        """Each text's verdict against the pool alone (the band asked of the verifier); the pool is left as it
+        was. For comparing rows with a fixed pool, such as a benchmark's items."""
+        vectors = self._encode(texts) if vectors is None else vectors
+        hits = self._search(vectors)
+        judged = self._verify_pool_band(texts, hits)
+        return [self._decide(text, text_hits, text_judged) for text, text_hits, text_judged in zip(texts, hits, judged)]
+
     def check(self, ids: list[str], texts: list[str]) -> list[Verdict]:
         """Judge a batch in order; each accepted item joins the pool before the next one is judged."""
         vectors = self._encode(texts)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..files import write_json_atomic
 from ..gate.embeddings import EmbeddingStore, shared_embedder
 from ..gate.verifier import llm_verifier
 from ..teacher.base import check_api_key
@@ -136,12 +137,16 @@ def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seed
             stack.callback(gate.save_index)
         judge = _side_teacher(stack, config, config.judge, run, teacher, "judge", temperature=0.0, max_tokens=300)
         strong = _side_teacher(stack, config, config.strong_teacher, run, teacher, "strong_teacher")
+        checker = _decontaminator(config, run, embedder, log) if config.decontaminate and queries is None else None
         run.save_config(config)                     # only now: a refused resume or a failed set-up changes nothing
         generator = Generator(config, run, teacher, gate, seeds, state, progress, queries=queries, method=method,
-                              judge_teacher=judge, strong_teacher=strong)
+                              judge_teacher=judge, strong_teacher=strong, decontaminator=checker)
         teachers = [teacher] + [t for t in (judge, strong) if t is not None] + \
             ([verifier.teacher] if verifier is not None else [])
-        return run_with_stop_signals(lambda: _loop(generator, verifier), teachers)
+        result = run_with_stop_signals(lambda: _loop(generator, verifier), teachers)
+        if checker is not None:
+            write_json_atomic(run.path / "decontamination.json", checker.summary())
+        return result
 
 
 def _side_teacher(stack, config: GenerateConfig, model: str | None, run: RunFolder, teacher, purpose: str, **changes):
@@ -154,6 +159,15 @@ def _side_teacher(stack, config: GenerateConfig, model: str | None, run: RunFold
                                                   "output_cost": None})
     return stack.enter_context(TeacherSession(model, settings, folder=run.path, purpose=purpose, cache=teacher.cache,
                                               budget=teacher.budget, **changes))
+
+
+def _decontaminator(config: GenerateConfig, run: RunFolder, embedder, log):
+    """The benchmarks' indexes, built once into RUN/decontam and read from there on --resume."""
+    from ..decontam import DecontamConfig, Decontaminator
+
+    settings = DecontamConfig(against=list(config.decontaminate), embedder=config.embedder)
+    return Decontaminator.open(config=settings, folder=run.path / "decontam", pin=True, embedder=embedder,
+                               log=log or (lambda line: None))
 
 
 def _side_base(config: GenerateConfig, model: str) -> str | None:

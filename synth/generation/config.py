@@ -55,6 +55,9 @@ class GenerateConfig(CallSettings):
     novelty_index: str = setting("auto", "auto (exact up to 1M tasks, HNSW beyond), flat or hnsw.",
                                  choices=("auto", "flat", "hnsw"))
     embedder: str = setting(DEFAULT_EMBEDDER, "sentence-transformers model folder for the gate (default: bundled MiniLM).")
+    decontaminate: list[str] = setting(help="Benchmarks whose items new tasks must not copy (comma-separated: names "
+                                            "such as gsm8k, or local files); a match is rejected as "
+                                            "contaminated:<benchmark>.", factory=list)
     # quality
     signals: bool = setting(True, "Compute the free quality signals on every record (stored with it).")
     signal_filter: list[str] = setting(help="Signals that reject a record; the others only flag it (comma-separated; "

@@ -52,8 +52,9 @@ class Generator(Proposing, Answering, Reviewing):
     def __init__(self, config: GenerateConfig, run: RunFolder, teacher: Any, gate: NoveltyGate | None,
                  seeds: list[Task], state: RunState, progress: Progress | None = None,
                  queries: list[Task] | None = None, method: Method | None = None, judge_teacher: Any = None,
-                 strong_teacher: Any = None):
+                 strong_teacher: Any = None, decontaminator: Any = None):
         self.config, self.run, self.teacher, self.gate = config, run, teacher, gate
+        self.decontaminator = decontaminator
         self.judge_teacher, self.strong_teacher = judge_teacher, strong_teacher
         self.seeds, self.state, self.queries, self.method = seeds, state, queries, method
         self.target = config.num or (sum(max(1, len(t.instances)) for t in queries) if queries is not None else 100)

@@ -5,6 +5,8 @@ cache, and a task accepted before the crash is not accepted twice."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from ..records import now_iso
@@ -59,6 +61,7 @@ class Proposing:
                 self.log.reject(f"b{proposal.number}:{i}", "rejected", "filter", reason, **where, text=candidate.text)
             elif task_id not in known:      # a replayed proposal: this task was accepted before the crash
                 kept.append((task_id, candidate))
+        kept = await self._clean(kept, where)
         if not kept:
             return 0
         verdicts = await self._gate_queue.check([i for i, _ in kept], [c.text for _, c in kept])
@@ -73,6 +76,23 @@ class Proposing:
                                 novelty_stage=verdict.stage, neighbour_id=verdict.neighbour_id,
                                 score=round(verdict.score, 4), **_family(candidate))
         return accepted
+
+    async def _clean(self, kept: list[tuple[str, Candidate]], where: dict[str, Any]) -> list[tuple[str, Candidate]]:
+        """--decontaminate: a candidate that copies or rephrases a benchmark item is rejected before the gate, so
+        it never joins the pool, with the benchmark, the item and the matched span."""
+        if self.decontaminator is None or not kept:
+            return kept
+        started = time.perf_counter()
+        flags = await asyncio.to_thread(self.decontaminator.check, [c.text for _, c in kept])
+        self.log.timings["decontamination"] += time.perf_counter() - started
+        clean = []
+        for (task_id, candidate), flag in zip(kept, flags):
+            if flag is None:
+                clean.append((task_id, candidate))
+            else:
+                self.log.reject(task_id, "rejected", "decontaminate", flag.reason, **where, text=candidate.text,
+                                contamination=flag.as_dict())
+        return clean
 
     def _accept_task(self, task_id: str, candidate: Candidate, verdict: Any, proposal: Proposal) -> None:
         origin = "magpie" if candidate.answer_directly else "machine"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ SCORES = "scores.jsonl"
 REPORT = "report"
 # Everything a run folder may hold: its own files, and datasets exported beside them (make demo does that).
 OWN_FILES = (CONFIG, MANIFEST, TASKS, DATA, REJECTED, CACHE, CACHE + "-wal", CACHE + "-shm", SPEND, LOCK, GATE,
-             REPORT, "scores.jsonl", "scores.summary.json", "batches.jsonl", "evals", "evals.jsonl", "decontam")
+             REPORT, "scores.jsonl", "scores.summary.json", "batches.jsonl", "evals", "evals.jsonl", "decontam", "decontamination.json")
 
 
 @dataclass
@@ -85,6 +86,7 @@ class RunFolder:
         self.path = Path(path)
         self._lock = FolderLock(self.path)
         self._swap: FolderSwap | None = None
+        self._fresh = False            # made by this claim: removed again if the run never got going
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -121,6 +123,7 @@ class RunFolder:
                 pass
             self._swap = FolderSwap(self.path).begin()
         else:
+            self._fresh = not self.path.exists() or not any(self.path.iterdir())
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -149,6 +152,9 @@ class RunFolder:
         self._lock.release()
         if self._swap is not None:
             self._swap.rollback()
+        elif self._fresh and not any(self.file(n).is_file() and self.file(n).stat().st_size
+                                     for n in (DATA, REJECTED, TASKS)):
+            shutil.rmtree(self.path, ignore_errors=True)   # a set-up that failed leaves no folder to refuse later
 
     # ---- reading and writing --------------------------------------------------------------------
 

@@ -15,14 +15,11 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..resources import cache_dir  # noqa: F401  (re-exported: the student cache lives there)
 from .config import DEFAULT_STUDENT, TrainConfig
 from .errors import StudentError
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SYNTH_CACHE_DIR") or Path.home() / ".cache" / "synth")
 
 
 def _default_gguf() -> Path:
