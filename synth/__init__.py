@@ -36,6 +36,9 @@ _LAZY = {
     "load_scores": ".quality.scores",
     "decontaminate": ".decontam", "DecontamConfig": ".decontam", "DecontamResult": ".decontam",
     "Decontaminator": ".decontam",
+    "select": ".quality.select", "SelectConfig": ".quality.select", "SelectResult": ".quality.select",
+    "select_rows": ".quality.select", "SignalConfig": ".quality.signals", "check_response": ".quality.signals",
+    "record_signals": ".quality.signals",
 }
 
 
@@ -57,5 +60,6 @@ __all__ = [
     "DedupConfig", "DedupResult", "EmbeddingStore", "INDEX_KINDS", "Verifier", "LLMVerifier", "EmbeddingVerifier",
     "llm_verifier", "build_report", "ReportPaths", "ReportConfig", "train", "TrainConfig", "TrainResult",
     "TrainingError", "judge", "JudgeConfig", "JudgeResult", "load_scores", "decontaminate", "DecontamConfig",
-    "DecontamResult", "Decontaminator",
+    "DecontamResult", "Decontaminator", "select", "SelectConfig", "SelectResult", "select_rows", "SignalConfig",
+    "check_response", "record_signals",
 ]

@@ -83,3 +83,19 @@ def test_torchrun_runs_the_command_line_on_two_processes(tmp_path, student):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 2
     assert result.stdout.count("trained 2 steps") == 1                 # only the main process reports
+
+
+def test_select_trains_on_the_judged_best_rows_only(tmp_path, student):
+    run = write_run(tmp_path / "run", 10)
+    best = {"rec-0002", "rec-0005", "rec-0007", "rec-0009"}
+    with open(run / "scores.jsonl", "w", encoding="utf-8") as fh:      # where `synth judge` writes a run's scores
+        for i in range(10):
+            rid = f"rec-{i:04d}"
+            fh.write(json.dumps({"id": f"{rid}#quality", "record_id": rid, "rubric": "quality", "status": "ok",
+                                 "result": {"score": 5 if rid in best else 2, "reason": "r"}}) + "\n")
+    result = synth_train(run, "--student", student, "--out", tmp_path / "out", "--max-steps", "1", "--samples", "0",
+                         "--max-len", "96", "--select", "4", "--select-strategy", "quality")
+    assert result.returncode == 0, result.stderr
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert set(provenance["train_ids"]) | set(provenance["eval_ids"]) == best
+    assert provenance["selection"] == {"budget": 4, "strategy": "quality", "scores": None, "kept": 4}

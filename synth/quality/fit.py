@@ -27,6 +27,7 @@ class Task:
     reference_output: str
     is_classification: bool
     kind: str | None
+    finish_reason: str | None = "stop"
 
     @cached_property
     def instruction_tokens(self) -> list[str]:
@@ -38,8 +39,13 @@ class Task:
 
     @property
     def short(self) -> bool:
-        """A bare request, not a prompt that carries its own passage (as T0 and FLAN prompts do)."""
-        return len(self.instruction_tokens) <= 60
+        """A bare request, not a prompt that carries its own passage (as T0 and FLAN prompts do): about 60 words."""
+        return len(self.instruction) <= 400
+
+    @cached_property
+    def target(self) -> str | None:
+        """The language a translation task asks for."""
+        return translation_target(self.instruction)
 
 
 _QUOTED = re.compile(r"\"[^\"\n]{2,}\"|“[^”\n]{2,}”|„[^“”\n]{2,}[“”]|«[^»\n]{2,}»|'[^'\n]{6,}'(?!\w)")
@@ -57,7 +63,7 @@ def _sentences(text: str) -> list[str]:
 
 _FILLER = frozenset("here is are the a an your my this that of in to it its fixed corrected rewritten revised improved "
                     "updated final summary answer code python output result sure text sentence translation version "
-                    "following below in summary so step steps".split())
+                    "following below in summary so step steps part".split())
 
 
 def _grams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
@@ -65,23 +71,33 @@ def _grams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
 
 
 def _uncovered(tokens: list[str], source: set[tuple[str, ...]], n: int) -> list[str]:
-    """The tokens of `tokens` that no n-gram copied from the source covers."""
-    covered = [False] * len(tokens)
+    """The tokens of `tokens` that no n-gram copied from the source covers (a "Step 2" label aside)."""
+    covered = [t.isdigit() and i > 0 and tokens[i - 1] in ("step", "part") for i, t in enumerate(tokens)]
     for i in range(len(tokens) - n + 1):
         if tuple(tokens[i:i + n]) in source:
             covered[i:i + n] = [True] * n
     return [t for t, c in zip(tokens, covered) if not c]
 
 
-def _copies(answer_tokens: list[str], source_tokens: list[str], config: SignalConfig) -> bool:
+def _copies(answer_tokens: list[str], source_tokens: list[str], novel_limit: int) -> bool:
     """The answer reproduces most of the source (70% of its words, in copied runs) and adds no more than filler."""
     n = 3 if len(source_tokens) < 8 else 4
     if len(source_tokens) < n or len(answer_tokens) < max(n, 0.7 * len(source_tokens) - 1):
         return False
     reproduced = 1 - len(_uncovered(source_tokens, _grams(answer_tokens, n), n)) / len(source_tokens)
-    novel = [t for t in _uncovered(answer_tokens, _grams(source_tokens, n), n)
-             if t not in _FILLER and not (t.isdigit() and len(t) <= 2)]
-    return reproduced >= 0.7 and len(novel) <= config.echo_novel_words
+    novel = [t for t in _uncovered(answer_tokens, _grams(source_tokens, n), n) if t not in _FILLER]
+    return reproduced >= 0.7 and len(novel) <= novel_limit
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.replace("```", " ").lower().split())
+
+
+def _verbatim(answer: str, source: str) -> bool:
+    """Character for character (case and spacing aside), one holds the other: an edit that only adds a colon, a
+    quote or an emoji is a transformation, not an echo."""
+    a, b = _plain(answer), _plain(source)
+    return bool(a and b) and (a in b or b in a)
 
 
 _STOP = frozenset("the a an is are was were be of to in on for and or it this that what which who how why when "
@@ -89,21 +105,30 @@ _STOP = frozenset("the a an is are was were be of to in on for and or it this th
                   "from so me us them there their here sure".split())
 
 
+_CORRECTION = re.compile(r"\b(?:correct|fix|proofread|edit|grammar|spelling|punctuat\w*|capitali[sz]\w*|typos?)\b", re.I)
+
+
 def check_echo(answer: Answer, task: Task, config: SignalConfig) -> str | None:
     tokens = answer.tokens
-    if task.input and _copies(tokens, task.input_tokens, config):
+    novel = 0 if task.short and _CORRECTION.search(task.instruction) else config.echo_novel_words
+    # (a fix may change a single word, so for one only an unchanged copy is an echo)
+    size = len(answer.text)
+    if task.input and size >= 0.5 * len(task.input) and _copies(tokens, task.input_tokens, novel) and \
+            _verbatim(answer.text, task.input):
         return "repeats the input back"
-    if _copies(tokens, task.instruction_tokens, config):
+    if size >= 0.5 * len(task.instruction) and _copies(tokens, task.instruction_tokens, novel):
         return "repeats the instruction back"
-    for quote in _quoted(task.instruction):
-        if _copies(tokens, _TOKEN.findall(quote.lower()), config):
+    quotes = _quoted(task.instruction) if task.short else []
+    for quote in quotes if len(quotes) == 1 else []:      # two quotes or more are options to choose from
+        if _copies(tokens, _TOKEN.findall(quote.lower()), novel) and _verbatim(answer.text, quote):
             return "repeats the text quoted in the instruction"
-    if translation_target(task.instruction):
+    if task.target:
         shown = _quoted(answer.text)[:1] or answer.lines[:1]
         sources = _quoted(task.instruction) + ([task.input] if task.input else [])
         if shown and any(_fold(shown[0]) == _fold(source) for source in sources):
             return "gives the text to translate back untranslated"
-    options = label_options(task.instruction) if len(tokens) <= 12 else []
+    listing = tokens and len(tokens) <= 12 and task.short and set(tokens) <= set(task.instruction_tokens)
+    options = label_options(task.instruction, listed_only=True) if listing else []
     if len(options) >= 2 and tokens and set(tokens) <= {w for o in options for w in o.split()} | {"or", "and"} \
             and len(_found(answer.text, options)) >= 2:
         return "lists the label options instead of choosing one"
@@ -117,8 +142,9 @@ _RESTATING = re.compile(r"\b(?:you are asking|you're asking|you (?:would|'d) lik
 def _restates(answer: Answer, task: Task) -> str | None:
     """An answer of the task's own words (its quotes left out) and nothing else: "Email to landlord about heater"."""
     tokens = answer.tokens
-    if len(tokens) > 40 or not task.short:
-        return None
+    if len(tokens) > 40 or task.input or len(task.instruction) > 250 or len(task.instruction_tokens) > 25 or \
+            re.search(r":\s*\S+(?:\s+\S+){3,}", task.instruction):
+        return None                 # only a bare request can be restated; one that carries a text is transformed
     if _RESTATING.search(answer.text):
         return "restates the task without doing it"
     unquoted = _QUOTED.sub(" ", task.instruction).lower()
@@ -134,6 +160,7 @@ def _restates(answer: Answer, task: Task) -> str | None:
 
 _STRIP_FOR_LANGUAGE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`|\"[^\"\n]*\"|“[^”\n]*”|„[^“”\n]*[“”]|«[^»\n]*»|"
                                  r"(?<![*\w])\*[^*\n]+\*(?!\*)|https?://\S+", re.DOTALL)
+_TRANSLATING = re.compile(r"\btranslat|\btradu|bersetz", re.IGNORECASE)
 _CODE_ONLY = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`|https?://\S+", re.DOTALL)
 _NAMES = {"en": "English", "fr": "French", "es": "Spanish", "de": "German", "it": "Italian", "pt": "Portuguese",
           "nl": "Dutch", "ru": "Russian", "ja": "Japanese", "zh": "Chinese", "ko": "Korean", "ar": "Arabic"}
@@ -143,40 +170,50 @@ def _name(code: str | None) -> str:
     return _NAMES.get(code or "", code or "unknown")
 
 
-def _instruction_language(text: str) -> str | None:
-    """The instruction's language, read leniently: instructions are short. Latin text with no evidence for any
-    other profiled language is taken to be English, the language of most instructions."""
-    text = text[:1500]
-    found = guess(text, min_evidence=1.5, margin=1.5)
-    if found.language or found.script != "latin":
-        return found.language
+def _instruction_languages(text: str) -> set[str | None]:
+    """The languages the instruction is in, read leniently: instructions are short. Latin text with no evidence for
+    any other profiled language is taken to be English, the language of most instructions; a long prompt that mixes
+    languages (English around Portuguese names) counts as each one with a fair share of its function words."""
+    text = text[:800]
+    lenient = len(text) < 400          # a long prompt has words enough to be told the usual way
+    found = guess(text, min_evidence=1.5, margin=1.5) if lenient else guess(text)
+    if found.script != "latin":
+        return {found.language}
     scores = latin_scores(text)
-    return "en" if scores["en"] >= max(scores.values()) else None
+    top = max(scores.values())
+    languages = {lang for lang, score in scores.items() if score >= max(3.0, top / 3)} | {found.language}
+    if not found.language and scores["en"] >= top:
+        languages.add("en")
+    return languages - {None} or {None}
 
 
 def _answer_language(answer: Answer) -> str | None:
     """The answer's language, told with confidence: from its prose without code and quotes (an English answer may
     quote French), or, when too little prose is left, from the whole text (a rewrite is often all in quotes)."""
-    said = guess(_STRIP_FOR_LANGUAGE.sub(" ", answer.text), min_evidence=4.0, margin=2.5)
+    text = answer.text[:3000]
+    said = guess(_STRIP_FOR_LANGUAGE.sub(" ", text), min_evidence=4.0, margin=2.5)
     if said.language:
         return said.language
-    return guess(_CODE_ONLY.sub(" ", answer.text), min_evidence=5.0, margin=3.0).language
+    return guess(_CODE_ONLY.sub(" ", text), min_evidence=5.0, margin=3.0).language
 
 
 def check_language_mismatch(answer: Answer, task: Task, config: SignalConfig) -> str | None:
-    target = translation_target(task.instruction)
+    target = task.target
     if target:
         return _translation_mismatch(answer, task, target)
-    said = _answer_language(answer)
+    if task.short and _TRANSLATING.search(task.instruction):
+        return None                 # a translation into a language the task does not name: any language may do
+    said = _answer_language(answer) if len(answer.tokens) >= 4 else None
     if said is None:
         return None
-    allowed = {_instruction_language(_STRIP_FOR_LANGUAGE.sub(" ", task.instruction)), requested_language(task.instruction)}
-    if task.input:
-        allowed.add(guess(task.input[:2000]).language)
+    asked = _instruction_languages(_STRIP_FOR_LANGUAGE.sub(" ", task.instruction[:1200]))
+    if said in asked:
+        return None
+    requested = requested_language(task.instruction)
+    allowed = asked | {requested, guess(task.input[:2000]).language if task.input else None}
     if said in allowed or allowed <= {None}:
         return None
-    asked = next((lang for lang in allowed if lang), None)
-    return f"answers in {_name(said)} to a task in {_name(asked)}"
+    return f"answers in {_name(said)} to a task in {_name(requested or min(asked - {None}, default=None))}"
 
 
 def _translation_mismatch(answer: Answer, task: Task, target: str) -> str | None:
@@ -188,7 +225,7 @@ def _translation_mismatch(answer: Answer, task: Task, target: str) -> str | None
     quoted = _quoted(answer.text)
     segment = quoted[0] if quoted else (answer.text if len(answer.lines) == 1 else "")
     said = guess(segment, min_evidence=2.0, margin=2.0).language
-    if said and said not in (target, _instruction_language(_STRIP_FOR_LANGUAGE.sub(" ", task.instruction))):
+    if said and said != target and said not in _instruction_languages(_STRIP_FOR_LANGUAGE.sub(" ", task.instruction)):
         return f"asked for {_name(target)}, translated into {_name(said)}"
     return None
 
@@ -213,7 +250,7 @@ def check_missing_input(answer: Answer, task: Task, config: SignalConfig) -> str
             re.search(r":\s*\S+(?:\s+\S+){2,}", instruction):
         return None                 # the text it points at is in the instruction itself
     match = _POINTS_AT_INPUT.search(instruction)
-    if not match or len(instruction[:match.start()].split()) > 12:
+    if not match or re.search(r"[.!?]\s", instruction[:match.start()]) or len(instruction[:match.start()].split()) > 12:
         return None                 # no pointer, or the text comes first and the pointer after it
     after = instruction[match.end():].lstrip()
     if match.group().lower().startswith("the ") and re.match(r"(?:about|on|of|from|that|which|with|\d)\b", after, re.I):
@@ -225,12 +262,11 @@ def check_missing_input(answer: Answer, task: Task, config: SignalConfig) -> str
 
 # ---- label_mismatch -----------------------------------------------------------------------------------------------
 
-_AS_TAIL = re.compile(r"(?:\b(?:as|into|como|comme|als|come|between)\b|:)\s*(?:one of\s*:?\s*)?([^:.?!\n]+)", re.I)
-_OR_PAIR = re.compile(r"((?:\b(?:not|non)[ -])?[\w'-]+) or (?:an? |the )?((?:not |non-)?[\w'-]+(?: [\w'-]+)?)", re.I)
+_AS_TAIL = re.compile(r"(?:\b(?:as|into|como|comme|als|come|between)\b|:)[ \t]*(?:one of[ \t]*:?[ \t]*)?([^:.?!\n]+)", re.I)
 _ARTICLES = re.compile(r"^(?:an?|the|el|la|le|un|une|una|uno|o)\s+", re.I)
 
 
-def label_options(instruction: str) -> list[str]:
+def label_options(instruction: str, listed_only: bool = False) -> list[str]:
     """The labels a classification task offers: "(A) ... (B) ..." letters, "as X, Y or Z", "one of: X, Y",
     "X or not X"; folded to lower case, longest first."""
     letters = re.findall(r"\(([A-Ea-e])\)", instruction)
@@ -242,16 +278,30 @@ def label_options(instruction: str) -> list[str]:
         pieces = [_fold(p) for p in pieces if p.strip()]
         if len(pieces) >= 2 and all(0 < len(p.split()) <= 3 for p in pieces) and len(pieces) > len(best):
             best = pieces
-    if not best:
-        match = _OR_PAIR.search(instruction)
-        if match:
-            right = _ARTICLES.sub("", match.group(2))
-            if not right.lower().startswith(("not ", "non-")):
-                right = right.split()[0]
-            best = [_fold(match.group(1)), _fold(right)]
+    if not best and not listed_only:
+        best = _or_pair(instruction)
     return sorted(set(best), key=lambda o: (-len(o), o))
 
 
+def _or_pair(instruction: str) -> list[str]:
+    """The two sides of the first "X or Y": one word a side, or two where the sides run parallel ("it increases or
+    it decreases", "many options or few options") or the second negates the first ("spam or not spam")."""
+    if " or " not in instruction:
+        return []
+    head, tail = instruction.split(" or ", 1)
+    before = _ARTICLE_WORDS.sub(" ", " " + head.lower()).split()
+    after = _ARTICLE_WORDS.sub(" ", " " + tail.lower()).split()
+    before, after = [_fold(w) for w in before[-2:]], [_fold(w) for w in after[:2]]
+    if not before or not after or not before[-1] or not after[0]:
+        return []
+    if len(before) == 2 and len(after) == 2 and (after[1] == before[1] or after[0] == before[0]):
+        return [" ".join(before), " ".join(after)]
+    if after[0] in ("not", "non") and len(after) == 2:
+        return [before[-1], " ".join(after)]
+    return [before[-1], after[0]]
+
+
+_ARTICLE_WORDS = re.compile(r"(?<=\s)(?:an?|the)(?=\s)", re.I)
 _MARKER = re.compile(r"\b(?:category|label|answer|classification|sentiment|verdict|emotion|final answer)\b"
                      r"(?:\s+is)?\s*[:\-]\s*(.+)", re.I)
 

@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 from .fit import Task, _quoted, _sentences
-from .language import translation_target
 from .signals import _LIST_ITEM, _TOKEN, Answer, SignalConfig
 
 # ---- ignores_system_form ------------------------------------------------------------------------------------------
@@ -102,6 +101,8 @@ _COUNT = re.compile(r"\b(?:list|give|suggest|name|write|provide|brainstorm|gener
                     r"arguments|advantages|disadvantages|mistakes|habits|strategies|causes|jokes|recipes)\b", re.I)
 _WORDS_ASKED = re.compile(r"\b(?:at least|about|around|roughly|approximately|of|in)?\s*" + _NUMBER +
                           r"[- ]words?\b(?!\s+(?:that|which|from|in the|of the))", re.I)
+_SENTENCES_ASKED = re.compile(r"\b(?:write|compose|draft|give|create|summari[sz]e|explain|describe|answer|respond|"
+                              r"reply|tell)\b[^.?!\n]{0,60}?\b" + _NUMBER + r"[- ]sentences?\b", re.I)
 _LONG_FORM = re.compile(r"\b(?:story|essay|cover letter|letter|e-?mail|review|article|blog post|speech|report|"
                         r"product description|description|introduction|poem)\b", re.I)
 _SHORT_FORM = re.compile(r"\b(?:six|two|three|one|\d)[- ](?:word|sentence|line)|\bhaiku|\bslogan|\btagline|\btitle|"
@@ -110,9 +111,11 @@ _SHORT_FORM = re.compile(r"\b(?:six|two|three|one|\d)[- ](?:word|sentence|line)|
 _BROAD_QUESTION = re.compile(r"^(?:why|how (?:do|does|did|can|should|could|would)|explain|describe|"
                              r"what (?:are|were) the (?:main )?(?:causes|reasons|differences|effects|benefits))\b",
                              re.I)
-_CODE_ASKED = re.compile(r"\b(?:write|create|implement|give me)\b.{0,60}\b(?:function|class|script|program|query|"
-                         r"method|regex|regular expression|snippet)\b", re.I)
-_CODE_SEEN = re.compile(r"```|\bdef |\bfunction\b|\breturn\b|[{};]|=>|\bSELECT\b|\bimport\b|^\s{4}\S", re.M)
+_CODE_ASKED = re.compile(r"\b(?:write|create|implement|give me)\s+(?:an?\s+|the\s+|me\s+an?\s+)?(?:[\w+#-]+\s+){0,3}"
+                         r"(?:function|class|script|program|query|method|regex|regular expression|snippet)\b"
+                         r"(?!\s+names?\b)", re.I)
+_CODE_SEEN = re.compile(r"```|`[^`]+`|\bdef |\bfunction\b|\breturn\b|[{};]|=>|\bSELECT\b|\bimport\b|^\s{4}\S|"
+                        r"\w\s*=\s*\S|\w\(.*\)", re.M)
 _CONDENSE = re.compile(r"\b(?:shorten|shorter|summari[sz]e|condense|one word|title|headline|tweet|under \d+|"
                        r"fewer words|brief|tl;dr)\b", re.I)
 
@@ -133,9 +136,13 @@ def _items(answer: Answer) -> int:
 def check_too_short(answer: Answer, task: Task, config: SignalConfig) -> str | None:
     fraction, instruction = config.too_short_fraction, task.instruction
     words = len(answer.tokens)
-    asked = _WORDS_ASKED.search(instruction) if task.short else None
+    asked = _WORDS_ASKED.search(instruction) if task.short and "word" in instruction else None
     if asked and _number(asked.group(1)) >= 20 and words < fraction * _number(asked.group(1)):
         return f"{words} words where {asked.group().strip()} were asked for"
+    sentences = _SENTENCES_ASKED.search(instruction) if task.short and "sentence" in instruction else None
+    wanted = _number(sentences.group(1)) if sentences else 0
+    if wanted >= 2 and len(_sentences(answer.text)) <= fraction * wanted:
+        return f"{len(_sentences(answer.text))} sentence(s) where {wanted} were asked for"
     count = _COUNT.search(instruction) if task.short else None
     if count and count.group(2).lower() not in ("words", "sentences", "lines") and _number(count.group(1)) >= 2:
         wanted, found = _number(count.group(1)), _items(answer)
@@ -147,6 +154,8 @@ def check_too_short(answer: Answer, task: Task, config: SignalConfig) -> str | N
 def _too_short_for_kind(answer: Answer, task: Task, words: int) -> str | None:
     instruction, kind = task.instruction, task.kind
     source = len(_TOKEN.findall(task.input))
+    if not task.short:
+        return None                 # a prompt with its own passage: its kind says nothing of the answer's size
     if _CODE_ASKED.search(instruction) and not _CODE_SEEN.search(answer.text):
         return "no code where code was asked for"
     if kind == "writing" and _LONG_FORM.search(instruction) and not _SHORT_FORM.search(instruction) and words < 20:
@@ -186,7 +195,7 @@ def check_too_long(answer: Answer, task: Task, config: SignalConfig) -> str | No
     if _SHORT_ANSWER.search(task.instruction.strip()):
         return f"{words} words for a short-answer question"
     quoted = _quoted(task.instruction)
-    if translation_target(task.instruction) and quoted and len(quoted[0].split()) <= 6 and not task.input:
+    if task.target and quoted and len(quoted[0].split()) <= 6 and not task.input:
         return f"{words} words to translate {len(quoted[0].split())} word(s)"
     return None
 

@@ -123,11 +123,11 @@ def latin_scores(text: str) -> dict[str, float]:
     """Evidence for each profiled language: a function word counts 1, shared among the languages that use it;
     a telling letter counts a third."""
     scores = dict.fromkeys(_PROFILES, 0.0)
-    for word in _WORD.findall(text.lower()):
+    for word, count in Counter(_WORD.findall(text.lower())).items():
         langs = _LANGS_OF_WORD.get(word)
         if langs:
             for lang in langs:
-                scores[lang] += 1.0 / len(langs)
+                scores[lang] += count / len(langs)
     for char, langs in _LETTER_HINTS.items():
         found = text.count(char)
         if found:
@@ -143,7 +143,7 @@ class Guess:
     evidence: float = 0.0     # the winning score (function words) or the letters counted (other scripts)
 
 
-def guess(text: str, *, min_evidence: float = 3.0, margin: float = 2.0) -> Guess:
+def guess(text: str, *, min_evidence: float = 2.5, margin: float = 1.8) -> Guess:
     """The language of `text`: a non-Latin writing system names its language; Latin text needs `min_evidence`
     function words for the winner and `margin` times the runner-up's score."""
     script = main_script(text)
@@ -185,6 +185,7 @@ _QUALIFIERS = (r"(?:(?:polite|formal|informal|casual|natural|simple|plain|modern
                r"everyday|fluent|correct|good|proper)\s+)*")
 _TRANSLATE = re.compile(r"\b(?:translat\w*|traduc\w*|tradu[iz]\w*|übersetz\w*|vertaal\w*)\b|"
                         r"\bhow (?:do|would|can|should) (?:you|i|we|one) (?:say|write)\b", re.IGNORECASE)
+_TRANSLATE_HINT = re.compile(r"[Tt]ransl|TRANSL|[Tt]radu|bersetz|[Vv]ertaal|[Hh]ow \w+ \w+ (?:say|write)\b")
 _INTO = re.compile(r"\b(?:in|into|to|al|en|ins|auf|para|a|nach|naar|in het)\s+(?:the\s+|l'|el\s+|o\s+)?"
                    + _QUALIFIERS + r"([^\W\d_]+)", re.IGNORECASE)
 _ANSWER_IN = re.compile(r"\b(?:answer|reply|respond|write|written|explain|say|describe|tell|summari[sz]e)\b"
@@ -204,6 +205,8 @@ def translation_target(instruction: str) -> str | None:
     you say X in Italian?"), as a code; None when the task is no translation or names no language synth knows."""
     if len(instruction) > 600:      # a long prompt holds a passage; the request is at its start or its end
         return translation_target(instruction[:300]) or translation_target(instruction[-300:])
+    if not _TRANSLATE_HINT.search(instruction):
+        return None
     for keyword in _TRANSLATE.finditer(instruction):
         code = _named_language(_INTO, instruction[keyword.end(): keyword.end() + 240])
         if code:

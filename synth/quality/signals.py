@@ -4,8 +4,8 @@
     record_signals(record)                                                     the same for a synth record
 
 Degenerate text (`DEGENERATE`: repetition, truncated, empty, non_text, refusal) is checked here; whether the answer
-fits its task (echo, language, the system message's form, size, the input, the label) in `fit.py`. Every check is
-pure: text in, reasons out. `SignalConfig` holds each threshold, which signals run, and which of them reject a
+fits its task in `fit.py` (echo, language, the input, the label) and `form.py` (the system message's form, too short,
+too long), with the language guesser in `language.py`. Every check is pure: text in, reasons out. `SignalConfig` holds each threshold, which signals run, and which of them reject a
 record (`filter`) rather than only flag it; the defaults come from the precision and recall measured on
 `tests/data/quality_labelled.jsonl` (`bench/quality.py`, figures in `bench/RESULTS.md`).
 """
@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
 from ..settings import Settings, setting
@@ -45,8 +46,8 @@ class SignalConfig(Settings):
     repetition_min_words: int = setting(12, "...and the repeated run spans at least this many words.", min=2)
     repetition_share: float = setting(0.5, "Share of an answer's word 4-grams that are repeats, above which it loops.",
                                       min=0, min_open=True, max=1)
-    truncated_prose_words: int = setting(12, "A last line of prose this long with no closing punctuation is cut off.",
-                                         min=1)
+    truncated_prose_words: int = setting(8, "A last sentence of prose this long with no closing punctuation, in an "
+                                            "answer that punctuates the others, is cut off.", min=1)
     non_text_share: float = setting(0.25, "Share of an answer that junk (special tokens, base64, hex, symbols) may "
                                           "take before it is non_text.", min=0, min_open=True, max=1)
     echo_novel_words: int = setting(3, "An answer that copies its task adding at most this many words of its own "
@@ -97,19 +98,20 @@ def check_response(instruction: str, input: str, response: str, *, system_messag
                    reference_output: str | None = None, is_classification: bool = False,
                    kind: str | None = None, config: SignalConfig | None = None) -> list[Signal]:
     """Every signal `response` raises as the answer to `instruction` (+ `input`), in the order of SIGNALS."""
-    from .fit import FIT_CHECKS, Task
-    from .form import FORM_CHECKS
+    from .fit import Task
 
     config = config or _DEFAULT
+    if system_message_id is None and system_message:
+        system_message_id = _library_ids().get(system_message.strip())
     answer = Answer.of(response or "")
     task = Task(instruction or "", input or "", system_message, system_message_id, reference_output or "",
-                bool(is_classification), kind)
+                bool(is_classification), kind, finish_reason)
     found = []
+    checks = _checks()
     for name in SIGNALS:
         if name not in config.enabled:
             continue
-        check = _DEGENERATE_CHECKS.get(name) or FIT_CHECKS.get(name) or FORM_CHECKS[name]
-        detail = check(answer, task, config, finish_reason) if name == "truncated" else check(answer, task, config)
+        detail = checks[name](answer, task, config)
         if detail:
             found.append(Signal(name, detail))
             if name == "empty":       # nothing there: every other signal would only restate it
@@ -117,16 +119,33 @@ def check_response(instruction: str, input: str, response: str, *, system_messag
     return _most_specific(found)
 
 
+@cache
+def _checks() -> dict[str, Any]:
+    """Signal name -> check(answer, task, config). fit.py and form.py build on this module, so they join late."""
+    from .fit import FIT_CHECKS
+    from .form import FORM_CHECKS
+
+    return {**_DEGENERATE_CHECKS, **FIT_CHECKS, **FORM_CHECKS}
+
+
 # A signal that another one already explains: junk text has no language, and a looping, cut-off, refusing or
 # echoing answer ignores its system message's form as a matter of course.
 _EXPLAINED_BY = {"language_mismatch": {"non_text"}, "ignores_system_form": set(DEGENERATE) | {"echo"},
                  "repetition": {"non_text"}, "truncated": {"non_text", "repetition"},
-                 "too_short": {"non_text", "empty"}}
+                 "too_short": {"non_text", "empty", "repetition"}}
 
 
 def _most_specific(found: list[Signal]) -> list[Signal]:
     names = {s.name for s in found}
     return [s for s in found if not (_EXPLAINED_BY.get(s.name, set()) & names)]
+
+
+@cache
+def _library_ids() -> dict[str, str]:
+    """System message text -> id, for the messages synth ships: an exported dataset keeps the text only."""
+    from ..prompts import system_messages
+
+    return {m.text.strip(): m.id for m in system_messages()}
 
 
 def record_signals(record: dict[str, Any], config: SignalConfig | None = None) -> list[Signal]:
@@ -143,10 +162,17 @@ def record_signals(record: dict[str, Any], config: SignalConfig | None = None) -
 
 # ---- empty and non_text ------------------------------------------------------------------------------------------
 
+_ASCII_CLASSES = (("L", re.compile(r"[A-Za-z]")), ("N", re.compile(r"[0-9]")), ("P", re.compile(r"[!-/:-@\[-`{-~]")))
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def _categories(text: str) -> dict[str, int]:
-    """Non-space characters by Unicode major category (L, N, S, M, P), and "So" (emoji, stars, blocks) apart."""
-    counts = {"L": 0, "N": 0, "S": 0, "M": 0, "P": 0, "So": 0}
-    for char in text:
+    """Non-space characters by Unicode major category (L, N, S, M, P), and "So" (emoji, stars, blocks) apart.
+    ASCII punctuation and symbols all count as P; only the non-ASCII characters are looked up one by one."""
+    text = text[:4000]
+    counts = {name: len(pattern.findall(text)) for name, pattern in _ASCII_CLASSES}
+    counts.update({"S": 0, "M": 0, "So": 0})
+    for char in _NON_ASCII.findall(text):
         if not char.isspace():
             category = unicodedata.category(char)
             if category[0] in counts:
@@ -157,10 +183,10 @@ def _categories(text: str) -> dict[str, int]:
 
 
 def check_empty(answer: Answer, task: Any, config: SignalConfig) -> str | None:
-    if answer.text.isascii() and any(c.isalnum() for c in answer.text):
+    if answer.tokens and any(c.isalnum() for c in answer.text):
         return None
     cats = _categories(answer.text)
-    if cats["L"] or cats["N"] or cats["So"] or cats["S"] >= 10:     # stars, emoji or a wall of symbols say something
+    if cats["L"] or cats["N"] or cats["So"] or cats["S"] + cats["P"] >= 20:   # stars, emoji, a wall of symbols
         return None
     return "no text" if not answer.text else f"only {answer.text[:20]!r}"
 
@@ -172,6 +198,7 @@ _MOJIBAKE = re.compile(r"Ã[\u0080-\u00bf€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘�
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 _ESCAPES = re.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}")
 _LETTERS = re.compile(r"[A-Za-z]")
+_URL = re.compile(r"https?://\S+|www\.\S+|\b[\w-]+\.(?:com|org|net|io|dev)/\S*")
 _HEX = re.compile(r"^(?:0x)?[0-9a-f]{2,8}[,;]?$", re.IGNORECASE)
 
 
@@ -189,16 +216,17 @@ def check_non_text(answer: Answer, task: Any, config: SignalConfig) -> str | Non
             not _BASE64.search(text):
         return None                 # plain ASCII prose: none of the junk below can be there
 
-    def covered(pattern: re.Pattern, keep=lambda m: True) -> int:
-        return sum(len(m.group()) for m in pattern.finditer(text) if keep(m.group()))
+    bare = _URL.sub(" ", text)          # links carry ids that look like base64
 
-    for pattern, what, keep in ((_SPECIAL_TOKENS, "special tokens", None), (_ESCAPES, "escape codes", None),
-                                (_BASE64, "base64-like runs", _base64_like), (_BPE_PIECES, "raw tokenizer pieces", None)):
-        if covered(pattern, keep or (lambda g: True)) >= share * size:
+    for pattern, what in ((_SPECIAL_TOKENS, "special tokens"), (_ESCAPES, "escape codes"),
+                          (_BASE64, "base64-like runs"), (_BPE_PIECES, "raw tokenizer pieces")):
+        found = (m.group() for m in pattern.finditer(bare))
+        if sum(len(g) for g in found if pattern is not _BASE64 or _base64_like(g)) >= share * size:
             return f"{what} make up most of it"
     if len(_MOJIBAKE.findall(text)) >= 3:
         return "mojibake (UTF-8 read as Latin-1)"
     cats = _categories(text)
+    size = min(size, sum(cats.values()) - cats["So"])
     if cats["M"] >= 10 and cats["M"] >= 0.5 * cats["L"]:
         return "letters buried under combining marks"
     words = text.split()
@@ -279,17 +307,16 @@ def _loop_unit(tokens: list[str], period: int, run: int) -> list[str]:
 
 # Words that do not end a finished sentence: articles, conjunctions, prepositions, auxiliaries, possessives.
 _DANGLING = frozenset(
-    "a an the and or but nor so because although though while whereas if unless until since than that which who "
-    "whom whose where when whether as of to in on at by for from with without into onto about over under between "
-    "among through during before after against towards toward upon within per via like such is are was were be been "
-    "being am will would shall should can could may might must has have had do does did not no very more most "
-    "my your his her its our their this these those some any each every both either neither also then thus "
-    "therefore hence however y e et und oder ou o der die das le la les el los las il di de du des".split())
+    "a an the and or but nor because although though whereas unless than that which whose whether of to into about "
+    "is are was were will would shall should can could may might must my your his her its our their this these "
+    "those some every either neither very most y e et und oder ou o der die das le la les el los las il di de du "
+    "des".split())
+_SPEAKER = re.compile(r"^\W*[A-Z][\w .'-]{0,30}\W*:")
 _CLOSERS = set(".!?…)]}\"'»”’*`|>~。！？」』）")
 
 
-def check_truncated(answer: Answer, task: Any, config: SignalConfig, finish_reason: str | None = "stop") -> str | None:
-    if finish_reason == "length":
+def check_truncated(answer: Answer, task: Any, config: SignalConfig) -> str | None:
+    if task.finish_reason == "length":
         return "the teacher stopped at its token limit (finish_reason length)"
     text = answer.text
     if not text:
@@ -298,11 +325,11 @@ def check_truncated(answer: Answer, task: Any, config: SignalConfig, finish_reas
         return "ends inside an unclosed code block"
     last_line = answer.lines[-1]
     end = text[-1]
-    if end in ",;:([{" or (end == "-" and text[-2:-1].isalpha()):
-        return f"ends on {end!r}"
+    if end in ",:([{" and not (end == "," and len(last_line.split()) <= 5 and len(answer.lines) > 1):
+        return f"ends on {end!r}"   # (a short last line ending in a comma is a letter's sign-off)
     if last_line.startswith("|") and not last_line.endswith("|"):
         return "ends inside a table row"
-    if last_line.count("(") > last_line.count(")"):
+    if last_line.rfind("(") > last_line.rfind(")") and len(last_line) - last_line.rfind("(") <= 60:
         return "ends inside an open parenthesis"
     if end in _CLOSERS or not (end.isalnum()):
         return None
@@ -312,20 +339,27 @@ def check_truncated(answer: Answer, task: Any, config: SignalConfig, finish_reas
     if words and words[-1] in _DANGLING and not re.search(r"\b(?:i|you|we|they)\s+\w+\s+" + re.escape(words[-1]) + r"$",
                                                           last_line.lower()):
         return f"ends on {words[-1]!r}"
-    prose = not _LIST_ITEM.match(last_line) and not last_line.startswith(("#", "|", ">"))
-    punctuated = re.search(r"[.!?。](?:\s|$)", text[:-len(last_line)] + last_line[:-1])
-    if prose and punctuated and len(words) >= config.truncated_prose_words:
+    if _LIST_ITEM.match(last_line) or last_line.startswith(("#", "|", ">")) or _SPEAKER.match(last_line):
+        return None                 # a list item, table row, heading or line of dialogue may end bare
+    *earlier, last_sentence = re.split(r"(?<=[.!?。])\s+", last_line)
+    before = " ".join(earlier)
+    stops = len(re.findall(r"[.!?。](?:\s|$)", text[:len(text) - len(last_line)] + before)) + bool(before)
+    length = len(_TOKEN.findall(last_sentence))
+    if length >= config.truncated_prose_words and (stops >= 2 or length >= 12) and stops:
         return f"its last sentence stops mid-way: '...{last_line[-40:]}'"
     return None
 
 
 # ---- refusal ---------------------------------------------------------------------------------------------------
 
+# Said anywhere in the opening, these refuse; the softer ones below only in a short answer, since a long one that
+# starts "I cannot give medical advice, but..." goes on to answer.
 _REFUSAL = re.compile(
     r"\bas an ai\b|\bas a language model\b|"
     r"\bi(?:'m| am) sorry,? (?:but )?i (?:can(?:no|')t|can not|am unable|'m unable|am not able|'m not able|"
     r"don't have|do not have)\b|"
-    r"\bi apologi[sz]e,? but\b|"
+    r"\bi apologi[sz]e,? but\b", re.IGNORECASE)
+_SOFT_REFUSAL = re.compile(
     r"^(?:sorry,? )?i (?:cannot|can't|can not|must decline|am unable to|'m unable to|am not able to|"
     r"'m not able to)\s+(?!stress|emphasi[sz]e|overstate|wait|believe|imagine|recommend|promise|guarantee|"
     r"think of|say enough)|"
@@ -336,24 +370,25 @@ _REFUSAL = re.compile(
     r"real-time)\b|"
     r"\bi understand (?:that )?you(?:'re| are) (?:looking for|asking for)\b[^.]*,? but\b|"
     r"\b(?:rather than|instead of) relying on (?:an )?ai\b|"
-    r"\bi (?:cannot|can't|can not|won't|will not|am unable to|am not able to) (?:give|provide|offer|help|assist|write|answer|create|"
-    r"generate|suggest|extract|summari[sz]e|translate|rewrite|complete|fulfil|fulfill|comply|label|determine)\b",
-    re.IGNORECASE | re.MULTILINE)
-_SPEAKER = re.compile(r"^\W*[A-Z][\w .'-]{0,30}\W*:")
+    r"\bi (?:cannot|can't|can not|won't|will not|am unable to|am not able to) (?:give|provide|offer|help|assist|"
+    r"write|answer|create|generate|suggest|extract|summari[sz]e|translate|rewrite|complete|fulfil|fulfill|comply|"
+    r"label|determine)\b", re.IGNORECASE)
+_REFUSAL_HINT = re.compile(r"\bi\b|\bai\b|sorry|apologi", re.IGNORECASE)
+SHORT_ANSWER_WORDS = 80
 
 
 def check_refusal(answer: Answer, task: Any, config: SignalConfig) -> str | None:
-    head = []
-    for line in answer.lines[:4]:
-        if _SPEAKER.match(line) and not line.lower().startswith(("note", "answer")):   # a line of dialogue
-            continue
-        head.append(line)
-    opening = " ".join(head)[:400]
-    opening = re.sub(r"[\"“„«][^\"”“»]*[\"”»]", " ", opening)      # quoted text is not the answer speaking
+    if not _REFUSAL_HINT.search(answer.text[:600]):
+        return None
+    head = [line for line in answer.lines[:4]            # a line of dialogue is a character speaking
+            if not _SPEAKER.match(line) or line.lower().startswith(("note", "answer"))]
+    opening = re.sub(r"[\"“„«][^\"”“»]*[\"”»]", " ", " ".join(head)[:400])   # nor is quoted text the answer
+    patterns = (_REFUSAL, _SOFT_REFUSAL) if len(answer.tokens) <= SHORT_ANSWER_WORDS else (_REFUSAL,)
     for sentence in re.split(r"(?<=[.!?])\s+", opening):
-        match = _REFUSAL.search(sentence.strip())
-        if match:
-            return f"refuses: '{match.group().strip()}'"
+        for pattern in patterns:
+            match = pattern.search(sentence.strip())
+            if match:
+                return f"refuses: '{match.group().strip()}'"
     return None
 
 

@@ -50,6 +50,10 @@ class TrainConfig(Settings):
     packing: bool = setting(True, "Pack several examples per row.")
     erase_prompt: bool = setting(False, "Train under a generic system message (Orca 2 prompt erasing).")
     generic_system: str = setting(GENERIC_SYSTEM, "The system message used with --erase-prompt.")
+    select: int | None = setting(None, "Train on only the best N rows, chosen as `synth select` chooses them.", min=1)
+    select_strategy: str = setting("deita", "How --select chooses: deita, quality, diverse or random.",
+                                   choices=("deita", "quality", "diverse", "random"))
+    select_scores: str | None = setting(None, "Judge scores for --select (default: where `synth judge` writes them).")
     eval_fraction: float = setting(0.1, "Share of examples held out for eval loss and samples.", min=0, max=0.999)
     eval_max: int = setting(200, "Most examples held out.", min=1)
     # speed

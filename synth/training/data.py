@@ -22,11 +22,24 @@ class Conversation:
     messages: list[dict[str, str]]
 
 
-def load_conversations(source: str | Path, warn: Warn | None = None) -> list[Conversation]:
+def load_conversations(source: str | Path, warn: Warn | None = None, *, select: int | None = None,
+                       strategy: str = "deita", scores: str | None = None) -> list[Conversation]:
     """Every conversation in `source`, through the formats reader; a row that is not a conversation ending in a
-    non-empty assistant answer is a one-line InputFileError naming its file and line."""
+    non-empty assistant answer is a one-line InputFileError naming its file and line.
+
+    With `select`, only the `select` rows `synth select` would keep with `strategy` (and the judge's scores, from
+    `scores` or where `synth judge` writes them), in their order in the file, so the eval split stays seeded."""
+    rows = read_rows(source, warn=warn)
+    if select:
+        from ..quality.select import SelectConfig, find_scores, select_rows
+
+        config = SelectConfig(budget=select, strategy=strategy, scores=scores)
+        found, _ = find_scores(Path(source), config)
+        rows = list(rows)
+        order = {id(row): n for n, row in enumerate(rows)}
+        rows = sorted(select_rows(rows, select, strategy, scores=found, config=config), key=lambda r: order[id(r)])
     conversations = []
-    for row in read_rows(source, warn=warn):
+    for row in rows:
         try:
             found = examples(row.data)
         except ShapeError as exc:

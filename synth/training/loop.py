@@ -64,6 +64,13 @@ class Trainer:
         if self.world.main:
             self._log(message)
 
+    def _selection(self) -> dict:
+        c = self.config
+        if not c.select:
+            return {}
+        return {"selection": {"budget": c.select, "strategy": c.select_strategy, "scores": c.select_scores,
+                              "kept": len(self.train_convs) + len(self.eval_convs)}}
+
     # ---------------------------------------------------------------- setup
     def setup(self) -> "Trainer":
         c = self.config
@@ -72,12 +79,12 @@ class Trainer:
         random.seed(c.seed)
         np.random.seed(c.seed)
         torch.manual_seed(c.seed)
-        conversations = load_conversations(c.data)
+        conversations = load_conversations(c.data, select=c.select, strategy=c.select_strategy, scores=c.select_scores)
         if c.erase_prompt:
             conversations = erase_prompts(conversations, c.generic_system)
         self.train_convs, self.eval_convs = split(conversations, c.eval_fraction, c.eval_max, c.seed)
-        self.provenance = {"data": fingerprint(c.data), "train_ids": [x.id for x in self.train_convs],
-                           "eval_ids": [x.id for x in self.eval_convs]}
+        self.provenance = {"data": fingerprint(c.data), **self._selection(),
+                           "train_ids": [x.id for x in self.train_convs], "eval_ids": [x.id for x in self.eval_convs]}
         self._refuse_existing_out()
         if self.world.main:
             self.student_folder = resolve_student(c.student)   # builds the default student's cache once
