@@ -70,10 +70,12 @@ class Settings:
             if ok:
                 conformed[name] = fitted
             elif source == "flags":       # a value given on the command line (or as a keyword): name the flag
-                problems.append(f"{flag_name(fields[name])} must be {_describe(_not_none(hints[name]))}, "
+                problems.append(f"{flag_name(fields[name])} must be "
+                                f"{_describe(_not_none(hints[name]), fields[name].metadata.get('choices'))}, "
                                 f"not {_show(value)}")
             else:
-                problems.append(f"{name} must be {_describe(hints[name])}, not {_show(value)}")
+                problems.append(f"{name} must be {_describe(hints[name], fields[name].metadata.get('choices'))}, "
+                                f"not {_show(value)}")
         if problems:
             raise ConfigError(("" if source == "flags" else f"{source}: ") + "; ".join(problems))
         return cls(**conformed)
@@ -118,7 +120,8 @@ class Settings:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if not _conform(value, hints[field.name])[0]:     # an object built directly, not from a dict
-                found.append(f"{flag_name(field)} must be {_describe(hints[field.name])}, not {_show(value)}")
+                found.append(f"{flag_name(field)} must be {_describe(hints[field.name], field.metadata.get('choices'))}, "
+                             f"not {_show(value)}")
             else:
                 found += _field_problems(field, value)
         return found + self.checks()
@@ -213,10 +216,13 @@ def _not_none(hint: Any) -> Any:
     return hint
 
 
-def _describe(hint: Any) -> str:
+def _describe(hint: Any, choices: tuple[str, ...] | None = None) -> str:
+    """`int | str` with choices ("auto",) reads 'an integer or "auto"'."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(option) for option in typing.get_args(hint))
+        return " or ".join(_describe(option, choices) for option in typing.get_args(hint))
+    if hint is str and choices:
+        return " or ".join(json.dumps(c) for c in choices)
     if hint is type(None):
         return "null"
     if origin is list:

@@ -23,7 +23,7 @@ from test_cli import assert_one_line_error, synth_cli
 
 @pytest.mark.parametrize("values, message", [
     ({"num": "ten"}, "num must be an integer or null, not \"ten\""),
-    ({"concurrency": None}, "concurrency must be an integer, not null"),
+    ({"concurrency": None}, 'concurrency must be an integer or "auto", not null'),
     ({"timeout": True}, "timeout must be a finite number, not true"),
     ({"blacklist": ["image", 3]}, "blacklist must be a list of strings"),
     ({"teacher": ["gpt-4o"]}, "teacher must be a string"),

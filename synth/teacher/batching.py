@@ -2,8 +2,8 @@
 unchanged: `synth generate --batch`.
 
 Requests queue up; once the pipeline has sent everything it can for now (nothing new for `settle` seconds) or a job is
-full (`batch_size`), the queued requests go out as one job through litellm's Files and Batches API (OpenAI, and any
-OpenAI-compatible server with /v1/files and /v1/batches). Self-Instruct's stages depend on each other, so a run goes
+full (`batch_size`), the queued requests go out as one job: through litellm's Files and Batches API (OpenAI, and any
+OpenAI-compatible server with /v1/files and /v1/batches) or Anthropic's Message Batches (`batch_apis`). Self-Instruct's stages depend on each other, so a run goes
 in rounds: bootstrap prompts, then classify, instances and answers, each round a job per stage.
 
 - Resume: every job is written to `batches.jsonl` (its id, its input file, the cache keys and the spend-ledger tickets
@@ -19,8 +19,6 @@ in rounds: bootstrap prompts, then classify, instances and answers, each round a
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,11 +29,10 @@ from ..errors import StopRequested, TeacherError, TransientTeacherError
 from ..files import JsonlAppender, read_complete_lines
 from ..records import now_iso
 from .base import Completion
+from .batch_apis import TERMINAL, Answers, Job, batch_api
 from .budget import Ticket, prompt_tokens_bound
 
 BATCHES = "batches.jsonl"
-TERMINAL = ("completed", "failed", "expired", "cancelled")
-Answers = dict[str, tuple[int, Any]]        # custom id -> (HTTP status, body)
 
 
 @dataclass
@@ -73,12 +70,13 @@ class BatchTeacher:
         self.teacher, self.folder = teacher, Path(folder)
         self.batch_size, self.discount, self.poll, self.settle, self.window = batch_size, discount, poll, settle, window
         self.say = log or (lambda line: None)
+        self.api = batch_api(teacher.model, teacher.options.api_base, teacher._api_key)
         self.stats = BatchStats()
         self._queue: list[_Pending] = []
         self._last_enqueue = 0.0
         self._waiting: dict[str, _Pending] = {}          # key -> the request the pipeline waits for
         self._earlier = self._earlier_jobs()             # job id -> (keys, tickets), submitted by a killed session
-        self._attached = {key: job for job, (keys, _) in self._earlier.items() for key in keys}
+        self._attached = {key: job for job, (keys, _, _) in self._earlier.items() for key in keys}
         self._followed: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._flusher: asyncio.Task | None = None
@@ -106,7 +104,7 @@ class BatchTeacher:
             return await asyncio.shield(self._waiting[key].future)
         if self.stopping:
             raise StopRequested("stopping: no new batch requests")
-        pending = _Pending(key, _body(request), messages, asyncio.get_running_loop().create_future())
+        pending = _Pending(key, {k: v for k, v in request.items() if k != "api_base"}, messages, asyncio.get_running_loop().create_future())
         self._waiting[key] = pending
         if key in self._attached:
             self._follow_earlier(self._attached[key])
@@ -154,7 +152,7 @@ class BatchTeacher:
                 self.say(f"batch {job_id}: the provider failed the whole job; submitting it once more")
                 await self._run_job(items, second_try=True)
                 return
-            answers = await self._results(job)
+            answers = await self.api.results(job)
             self._settle_new(items, answers)
             self._cache(answers)
             self._record({"job": job_id, "state": "collected"})
@@ -165,34 +163,33 @@ class BatchTeacher:
     async def _submit(self, items: list[_Pending]) -> str:
         """Upload the requests and create the job. The job's keys and tickets are written down with a tag before it
         is created, and the tag goes with it as metadata: a kill between the two is found again on resume."""
-        lines = "".join(json.dumps({"custom_id": p.key, "method": "POST", "url": "/v1/chat/completions",
-                                    "body": p.body}) + "\n" for p in items).encode()
-        upload = await self._call("acreate_file", file=("synth-batch.jsonl", io.BytesIO(lines)), purpose="batch")
+        lines = [(p.key, p.body) for p in items]
+        upload = await self.api.upload(lines)
         tag = uuid.uuid4().hex
-        self._record({"tag": tag, "input_file": upload.id, "keys": [p.key for p in items],
+        self._record({"tag": tag, "input_file": upload, "keys": [p.key for p in items], "since": time.time(),
                       "tickets": [[p.ticket.session, p.ticket.number] for p in items], "state": "submitting"})
-        job = await self._call("acreate_batch", completion_window=self.window, endpoint="/v1/chat/completions",
-                               input_file_id=upload.id, metadata={"synth_job": tag})
-        self._record({"tag": tag, "job": job.id, "state": "submitted"})
+        job_id = await self.api.create(upload, lines, tag, self.window)
+        self._record({"tag": tag, "job": job_id, "state": "submitted"})
         self.stats.jobs += 1
-        self.say(f"batch {job.id}: submitted {len(items)} requests")
-        return job.id
+        self.say(f"batch {job_id}: submitted {len(items)} requests")
+        return job_id
 
     # ---- jobs of a killed session -------------------------------------------------------------------
 
-    def _earlier_jobs(self) -> dict[str, tuple[list[str], list[list[int]]]]:
+    def _earlier_jobs(self) -> dict[str, tuple[list[str], list[list[int]], float]]:
         """Jobs a killed session submitted and never collected, by tag: job id (or the tag, for a job whose creation
-        a kill may have cut off) -> (keys, tickets)."""
-        by_tag: dict[str, tuple[list[str], list[list[int]]]] = {}
+        a kill may have cut off) -> (keys, tickets, when it was written down)."""
+        by_tag: dict[str, tuple[list[str], list[list[int]], float]] = {}
         job_of: dict[str, str] = {}
         collected = set()
         for row in read_complete_lines(self.folder / BATCHES):
             if "keys" in row:
-                by_tag[row["tag"]] = (row["keys"], row.get("tickets") or [])
+                by_tag[row["tag"]] = (row["keys"], row.get("tickets") or [], float(row.get("since") or 0))
             if "job" in row and "tag" in row:
                 job_of[row["tag"]] = row["job"]
             if row.get("state") == "collected":
                 collected.add(row.get("job"))
+        self._known = set(job_of.values())
         jobs = {job_of.get(tag, f"tag:{tag}"): value for tag, value in by_tag.items()}
         return {job: value for job, value in jobs.items() if job not in collected}
 
@@ -204,17 +201,17 @@ class BatchTeacher:
             self._spawn(self._collect_earlier(job_id))
 
     async def _collect_earlier(self, job_id: str) -> None:
-        keys, tickets = self._earlier[job_id]
+        keys, tickets, since = self._earlier[job_id]
         try:
             if job_id.startswith("tag:"):            # killed while creating it: did the provider get it?
-                found = await self._find_tagged(job_id[4:])
+                found = await self.api.find_tagged(job_id[4:], since, len(keys), self._known)
                 if found is None:
                     self._release_unsubmitted(keys, tickets)
                     return
                 self._record({"tag": job_id[4:], "job": found, "state": "submitted"})
                 job_id = found
             job = await self._wait(job_id)
-            answers = await self._results(job) if job.status != "failed" else {}
+            answers = await self.api.results(job) if job.status != "failed" else {}
         except BaseException as exc:
             self._fail([self._waiting[k] for k in keys if k in self._waiting], exc)
             return
@@ -230,13 +227,6 @@ class BatchTeacher:
             self._attached.pop(key, None)
         self._deliver([self._waiting[k] for k in keys if k in self._waiting], answers)
 
-    async def _find_tagged(self, tag: str) -> str | None:
-        listing = await self._call("alist_batches", limit=100)
-        for job in getattr(listing, "data", None) or []:
-            if (getattr(job, "metadata", None) or {}).get("synth_job") == tag:
-                return job.id
-        return None
-
     def _release_unsubmitted(self, keys: list[str], tickets: list[list[int]]) -> None:
         """A job whose creation a kill cut off before the provider had it: its requests go out in a new job."""
         for key, (session, number) in zip(keys, tickets):
@@ -247,33 +237,18 @@ class BatchTeacher:
 
     # ---- following a job to its end -----------------------------------------------------------------
 
-    async def _wait(self, job_id: str) -> Any:
+    async def _wait(self, job_id: str) -> Job:
         started = time.monotonic()
         while True:
-            job = await self._call("aretrieve_batch", batch_id=job_id)
+            job = await self.api.retrieve(job_id)
             if self.stats.states.get(job_id) != job.status:
                 self.stats.states[job_id] = job.status
                 self._record({"job": job_id, "state": job.status})
-                counts = job.request_counts
-                self.say(f"batch {job_id}: {job.status}, {getattr(counts, 'completed', 0)}/"
-                         f"{getattr(counts, 'total', 0)} done, {getattr(counts, 'failed', 0)} failed, "
+                self.say(f"batch {job_id}: {job.status}, {job.completed}/{job.total} done, {job.failed} failed, "
                          f"{time.monotonic() - started:.0f}s elapsed (completion window {self.window})")
             if job.status in TERMINAL:
                 return job
             await self.teacher.pause(self.poll)
-
-    async def _results(self, job: Any) -> Answers:
-        answers: Answers = {}
-        for file_id in (job.output_file_id, job.error_file_id):
-            if not file_id:
-                continue
-            content = await self._call("afile_content", file_id=file_id)
-            for line in content.content.decode("utf-8", "replace").splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    response = row.get("response") or {}
-                    answers[row["custom_id"]] = (int(response.get("status_code") or 0), response.get("body"))
-        return answers
 
     def _cache(self, answers: Answers) -> None:
         for key, (status, body) in answers.items():
@@ -357,15 +332,6 @@ class BatchTeacher:
             self._ledger = JsonlAppender(self.folder / BATCHES)
         self._ledger.append({**row, "at": now_iso()})
 
-    async def _call(self, name: str, **kwargs: Any) -> Any:
-        import litellm
-
-        try:
-            return await getattr(litellm, name)(**kwargs, custom_llm_provider="openai",
-                                                api_base=self.teacher.options.api_base, api_key=self.teacher._api_key)
-        except Exception as exc:           # a batch endpoint that fails is a transient failure of every request
-            raise TransientTeacherError("batch_api", f"{name} failed: {type(exc).__name__}: {exc}") from None
-
     def _fail(self, items: list[_Pending], exc: BaseException) -> None:
         for pending in items:
             self._waiting.pop(pending.key, None)
@@ -383,16 +349,4 @@ class BatchTeacher:
         if self._ledger is not None:
             self._ledger.close()
         await self.teacher.aclose()
-        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
-
-        import litellm
-
-        await close_litellm_async_clients()     # the Files and Batches clients litellm keeps belong to this loop
-        litellm.in_memory_llm_clients_cache.flush_cache()
-
-
-def _body(request: dict[str, Any]) -> dict[str, Any]:
-    """The request as a batch line's body: what the API takes, without litellm's own fields."""
-    body = {k: v for k, v in request.items() if k != "api_base"}
-    body["model"] = body["model"].split("/", 1)[1] if body["model"].startswith("openai/") else body["model"]
-    return body
+        await self.api.aclose()

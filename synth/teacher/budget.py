@@ -27,7 +27,7 @@ def prompt_tokens_bound(model: str, messages: list[dict[str, Any]]) -> int:
     import litellm
 
     framing = MESSAGE_FRAMING * (len(messages) + 1)
-    name = model.split("/", 1)[1] if model.startswith("openai/") else model
+    name = model.split("/", 1)[1] if "/" in model else model          # openai/..., anthropic/...
     if name in litellm.model_cost and litellm.model_cost[name].get("litellm_provider") == "openai":
         try:
             return int(litellm.token_counter(model=name, messages=messages)) + framing
@@ -42,7 +42,7 @@ def batch_discount(model: str, given: float) -> float:
     else `given` (--batch-discount)."""
     import litellm
 
-    name = model.split("/", 1)[1] if model.startswith("openai/") else model
+    name = model.split("/", 1)[1] if "/" in model else model          # openai/..., anthropic/...
     entry = litellm.model_cost.get(name) or litellm.model_cost.get(model) or {}
     online, batch = entry.get("input_cost_per_token"), entry.get("input_cost_per_token_batches")
     if online and batch:

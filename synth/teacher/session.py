@@ -42,7 +42,7 @@ class CallSettings(Settings):
     max_tokens: int = setting(1024, "Completion tokens per call.", min=16, max=1_000_000)
     concurrency: int | str = setting(16, "Requests in flight at once (the embedded model uses 1), or 'auto': grow "
                                          f"until the provider pushes back (1 to {AUTO_CEILING}).", min=1,
-                                     max=MAX_CONCURRENCY)
+                                     max=MAX_CONCURRENCY, choices=("auto",))
     rpm: int | None = setting(None, "Requests-per-minute limit.", min=1)
     tpm: int | None = setting(None, "Tokens-per-minute limit.", min=1)
     max_retries: int = setting(5, "Retries per request on 408/409/429/5xx/connection errors.", min=0, max=100)
@@ -59,8 +59,6 @@ class CallSettings(Settings):
         problems = []
         if (self.input_cost is None) != (self.output_cost is None):
             problems.append("--input-cost and --output-cost go together")
-        if isinstance(self.concurrency, str) and self.concurrency != "auto":
-            problems.append(f"--concurrency must be a number or auto, not {self.concurrency!r}")
         try:
             urls = self.endpoints()
         except OSError as exc:

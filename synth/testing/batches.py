@@ -1,11 +1,13 @@
-"""The loopback server's Files and Batches API, as OpenAI serves them (`/v1/files`, `/v1/batches`), for tests of
-`synth generate --batch`.
+"""The loopback server's Files and Batches API, as OpenAI serves them (`/v1/files`, `/v1/batches`), and Message
+Batches as Anthropic serves them (`/v1/messages/batches`), for tests of `synth generate --batch`.
 
 A job moves one state further each time it is retrieved, through `BatchPlan.states` (validating, in_progress,
 finalizing, completed by default). When it completes, every request line goes through the server's own script, as an
 online request would: a `Reply` becomes an output line, a `Fault` an error line. A plan can also fail the whole job,
 expire it part-way (the requests not yet done end "batch_expired"), or be cancelled. Every upload, job and outcome is
-logged, so a test can count what was submitted and what was billed.
+logged, so a test can count what was submitted and what was billed. A Message Batches job runs the same way: its
+requests are turned into chat requests for the script, and its results back into Anthropic's shapes (succeeded,
+errored, expired, canceled); it is `in_progress` until it has `ended`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any, Callable
@@ -43,6 +46,7 @@ class BatchJob:
     failed: int = 0
     metadata: dict[str, str] | None = None
     created_at: int = field(default_factory=lambda: int(time.time()))
+    anthropic: bool = False
 
 
 class BatchService:
@@ -92,9 +96,23 @@ class BatchService:
             self.submitted.append(job.id)
         return self.view(job)
 
+    def create_messages(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """POST /v1/messages/batches: the requests come inline, each {custom_id, params}."""
+        requests = body.get("requests")
+        if not isinstance(requests, list) or not requests:
+            return None
+        lines = [{"custom_id": r.get("custom_id"), "body": _chat_body(r.get("params") or {})} for r in requests]
+        with self._lock:
+            job = BatchJob(f"msgbatch_{next(self._ids):06d}", "", self.plan_for(len(self.submitted)), lines,
+                           anthropic=True)
+            self.jobs[job.id] = job
+            self.submitted.append(job.id)
+        return job
+
     def listing(self) -> dict[str, Any]:
         """Every job, newest first, as GET /v1/batches lists them (without moving any of them on)."""
-        data = [self.view(job) for job in sorted(self.jobs.values(), key=lambda j: j.id, reverse=True)]
+        jobs = sorted((j for j in self.jobs.values() if not j.anthropic), key=lambda j: j.id, reverse=True)
+        data = [self.view(job) for job in jobs]
         return {"object": "list", "data": data, "has_more": False,
                 "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
 
@@ -156,6 +174,67 @@ class BatchService:
                 "output_file_id": job.output_file_id, "error_file_id": job.error_file_id,
                 "created_at": job.created_at, "request_counts": {"total": len(job.lines), "completed": job.completed,
                                                                  "failed": job.failed if done else 0}}
+
+    def message_batch(self, job: BatchJob, base: str) -> dict[str, Any]:
+        """A job as Anthropic's MessageBatch object."""
+        created = datetime.fromtimestamp(job.created_at, tz=timezone.utc)
+        ended = job.status in TERMINAL
+        outcomes = [r["result"]["type"] for r in self.message_results(job)] if ended else []
+        counts = {"processing": 0 if ended else len(job.lines), "succeeded": outcomes.count("succeeded"),
+                  "errored": outcomes.count("errored"), "canceled": outcomes.count("canceled"),
+                  "expired": outcomes.count("expired")}
+        return {"id": job.id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+                "request_counts": counts, "created_at": created.isoformat().replace("+00:00", "Z"),
+                "expires_at": (created + timedelta(hours=24)).isoformat().replace("+00:00", "Z"),
+                "ended_at": created.isoformat().replace("+00:00", "Z") if ended else None, "archived_at": None,
+                "cancel_initiated_at": None,
+                "results_url": f"{base}/v1/messages/batches/{job.id}/results" if ended else None}
+
+    def message_listing(self, base: str) -> dict[str, Any]:
+        jobs = sorted((j for j in self.jobs.values() if j.anthropic), key=lambda j: j.id, reverse=True)
+        data = [self.message_batch(job, base) for job in jobs]
+        return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+
+    def message_results(self, job: BatchJob) -> list[dict[str, Any]]:
+        """The ended job's results, one {custom_id, result} per request, in Anthropic's shapes."""
+        files = self.files
+        rows = []
+        for file_id in (job.output_file_id, job.error_file_id):
+            for line in (files.get(file_id or "") or b"").decode().splitlines():
+                row = json.loads(line)
+                response = row.get("response")
+                if response is None:
+                    kind = "canceled" if job.status == "cancelled" else "expired"
+                    rows.append({"custom_id": row["custom_id"], "result": {"type": kind}})
+                elif response["status_code"] == 200:
+                    rows.append({"custom_id": row["custom_id"], "result": {"type": "succeeded",
+                                                                           "message": _message(response["body"])}})
+                else:
+                    error = (response.get("body") or {}).get("error") or {}
+                    kind = {429: "rate_limit_error", 529: "overloaded_error"}.get(response["status_code"], "api_error")
+                    rows.append({"custom_id": row["custom_id"], "result": {"type": "errored", "error": {
+                        "type": "error", "error": {"type": kind, "message": error.get("message", "")}}}})
+        return rows
+
+
+def _chat_body(params: dict[str, Any]) -> dict[str, Any]:
+    """Message Batches params as the chat request the script reads: the system message first again."""
+    system = params.get("system")
+    messages = ([{"role": "system", "content": system}] if system else []) + list(params.get("messages") or [])
+    body = {"model": params.get("model"), "messages": messages, "max_tokens": params.get("max_tokens")}
+    body.update({k: params[k] for k in ("temperature", "top_p") if k in params})
+    return body
+
+
+def _message(completion: dict[str, Any]) -> dict[str, Any]:
+    choice = completion["choices"][0]
+    usage = completion.get("usage") or {}
+    return {"id": completion.get("id", "msg"), "type": "message", "role": "assistant", "model": completion.get("model"),
+            "content": [{"type": "text", "text": choice["message"].get("content") or ""}],
+            "stop_reason": {"length": "max_tokens"}.get(choice.get("finish_reason"), "end_turn"),
+            "stop_sequence": None,
+            "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)}}
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> bytes:

@@ -278,7 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         batches = self.server.fake.batches
-        if path.startswith("/v1/files/") and path.endswith("/content"):
+        if path.startswith("/v1/messages/batches"):
+            self._message_batches_get(path, batches)
+        elif path.startswith("/v1/files/") and path.endswith("/content"):
             data = batches.content(path.split("/")[3])
             if data is None:
                 self._send_error_json(404, "no such file", "invalid_request_error", "not_found")
@@ -304,12 +306,43 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_error_json(404, f"no route for GET {path}", "invalid_request_error", "not_found")
 
+    def _base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _message_batches_get(self, path: str, batches: Any) -> None:
+        """Anthropic's Message Batches: the listing, one job (moving it on), and an ended job's results."""
+        if path == "/v1/messages/batches":
+            self._send_json(200, batches.message_listing(self._base()))
+            return
+        parts = path.split("/")
+        job = batches.jobs.get(parts[4])
+        if job is None or not job.anthropic:
+            self._send_error_json(404, "no such message batch", "not_found_error", "not_found")
+        elif len(parts) > 5 and parts[5] == "results":
+            rows = batches.message_results(job)
+            self._send(200, "".join(json.dumps(r) + "\n" for r in rows).encode(), "application/binary")
+        else:
+            batches.retrieve(job.id)
+            self._send_json(200, batches.message_batch(job, self._base()))
+
     def do_POST(self) -> None:
         raw = self._read_body()
         path = self.path.split("?", 1)[0].rstrip("/")
         batches = self.server.fake.batches
         if path == "/v1/files":
             self._send_json(200, batches.upload(raw, self.headers.get("Content-Type", "")))
+            return
+        if path.startswith("/v1/messages/batches"):
+            if path == "/v1/messages/batches":
+                job = batches.create_messages(json.loads(raw or b"{}"))
+            else:
+                job = batches.jobs.get(path.split("/")[4])
+                job = job if job is not None and batches.cancel(job.id) else None
+            if job is None:
+                self._send_error_json(404, "no such message batch", "invalid_request_error", "not_found")
+            else:
+                self._send_json(200, batches.message_batch(job, self._base()))
             return
         if path in ("/v1/batches",) or (path.startswith("/v1/batches/") and path.endswith("/cancel")):
             job = batches.create(json.loads(raw or b"{}")) if path == "/v1/batches" else batches.cancel(path.split("/")[3])

@@ -107,3 +107,63 @@ def test_a_kill_at_any_job_state_resumes_without_submitting_twice(tmp_path, kill
     assert result.status == "completed" and result.records == 12
     assert max(Counter(submitted).values()) == 1                  # no request was ever in two jobs
     assert len({r["id"] for r in read_complete_lines(tmp_path / "run" / "data.jsonl")}) == 12
+
+
+# ---- Anthropic's Message Batches, through the official SDK against the loopback server's /v1/messages/batches ----
+
+CLAUDE = dict(batch=True, batch_poll=0.05, teacher="anthropic/claude-test")
+
+
+def test_message_batches_make_the_records_openai_batches_make_at_half_the_price(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    prices = dict(input_cost=3.0, output_cost=15.0)
+    with FakeTeacherServer(lambda body, attempt: explain_reply(body)) as server:
+        openai = synth.generate(queries=str(queries(tmp_path)), out=str(tmp_path / "openai"), api_base=server.url,
+                                **FAST, **prices)
+        claude = synth.generate(queries=str(queries(tmp_path)), out=str(tmp_path / "claude"), api_base=server.url,
+                                **CLAUDE, **prices)
+        jobs = [server.batches.jobs[j] for j in server.batches.submitted]
+    assert claude.status == "completed" and claude.records == 12
+    assert [j.anthropic for j in jobs] == [False, True]
+    assert responses(tmp_path / "openai") == responses(tmp_path / "claude")
+    sent = jobs[1].lines[0]["body"]
+    assert sent["model"] == "claude-test" and sent["messages"][0]["role"] == "system"   # sent apart, put back here
+    stats = claude.manifest["batch"]
+    assert stats["cost_usd"] == pytest.approx(stats["online_equivalent_usd"] / 2, rel=1e-6) and stats["cost_usd"] > 0
+    assert claude.manifest["usage"]["cost_usd"] == pytest.approx(stats["cost_usd"], rel=1e-6)
+
+
+def test_expired_and_errored_message_batch_requests_go_into_the_next_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+
+    def script(body, attempt):                # every request fails the first time it is asked
+        return Fault("status", status=529) if attempt == 1 else explain_reply(body)
+
+    plans = lambda n: BatchPlan(expire_after=4) if n == 1 else BatchPlan()        # noqa: E731
+    with FakeTeacherServer(script, batch_plan=plans) as server:
+        result = synth.generate(queries=str(queries(tmp_path)), out=str(tmp_path / "run"), api_base=server.url,
+                                max_retries=3, **CLAUDE)
+        jobs = len(server.batches.submitted)
+    assert result.status == "completed" and result.records == 12 and jobs >= 3
+
+
+def test_a_message_batch_whose_creation_a_kill_cut_off_is_found_by_its_size_and_time(tmp_path):
+    import asyncio
+
+    from synth.teacher.batch_apis import AnthropicBatches
+
+    async def scenario(url):
+        api = AnthropicBatches(url, "sk-ant-test")
+        started = time.time()
+        lines = [(f"k{i}", {"model": "anthropic/claude-test", "max_tokens": 8,
+                            "messages": [{"role": "user", "content": f"q{i}"}]}) for i in range(3)]
+        other = await api.create(None, lines[:2], "t0", "24h")        # an older job of another size
+        job = await api.create(None, lines, "t1", "24h")
+        found = [await api.find_tagged("t1", started, 3, set()), await api.find_tagged("t1", started, 3, {job}),
+                 await api.find_tagged("t1", started + 60, 3, set())]
+        await api.aclose()
+        return other, job, found
+
+    with FakeTeacherServer(lambda body, attempt: explain_reply(body)) as server:
+        other, job, found = asyncio.run(scenario(server.url))
+    assert other != job and found == [job, None, None]   # not one already claimed, not one made before it was written
