@@ -13,7 +13,7 @@ import pytest
 
 import synth
 from synth.files import read_complete_lines
-from synth.testing import BatchPlan, FakeTeacherServer, Fault, Reply, explain_reply
+from synth.testing import BatchPlan, FakeTeacherServer, Fault, explain_reply
 
 TEACHER = "openai/fake-teacher"
 FAST = dict(batch=True, batch_poll=0.05, teacher=TEACHER)
@@ -120,6 +120,7 @@ def test_message_batches_make_the_records_openai_batches_make_at_half_the_price(
     with FakeTeacherServer(lambda body, attempt: explain_reply(body)) as server:
         openai = synth.generate(queries=str(queries(tmp_path)), out=str(tmp_path / "openai"), api_base=server.url,
                                 **FAST, **prices)
+        assert openai.status == "completed" and openai.records == 12
         claude = synth.generate(queries=str(queries(tmp_path)), out=str(tmp_path / "claude"), api_base=server.url,
                                 **CLAUDE, **prices)
         jobs = [server.batches.jobs[j] for j in server.batches.submitted]
