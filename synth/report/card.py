@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .tables import Link, Table, fmt, sections as extra_sections
+
 
 def _size_category(count: int) -> str:
     for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
@@ -19,12 +21,25 @@ def _table(rows: list[tuple[str, Any]], head: tuple[str, str] = ("", "")) -> str
     return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+_MARKDOWN = str.maketrans({"\\": "\\\\", "`": "\\`", "*": "\\*", "[": "\\[", "]": "\\]", "|": "\\|",
+                           "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+CELL = 160                   # characters of untrusted text in a card's table cell
+
+
+def cell(value: Any, limit: int = CELL) -> str:
+    """A table cell of untrusted text: one line, cut short, its Markdown and HTML made inert."""
+    if isinstance(value, Link):
+        return f"[{cell(value.text)}](<{value.href.replace('>', '%3E').replace(chr(10), ' ')}>)"
+    text = " ".join(fmt(value).split())
+    text = text if len(text) <= limit else text[:limit].rstrip() + " …"
+    return text.translate(_MARKDOWN)
+
+
+def markdown_table(table: Table) -> str:
+    lines = [f"### {table.title}", "", "| " + " | ".join(cell(h) for h in table.head) + " |",
+             "|" + "---|" * len(table.head)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
+    return "\n".join(lines + ([f"\n{cell(table.note, 1000)}"] if table.note else []))
 
 
 def dataset_card(numbers: dict[str, Any], name: str) -> str:
@@ -49,7 +64,7 @@ def dataset_card(numbers: dict[str, Any], name: str) -> str:
         "## Dataset summary",
         _table([("records", counts["records"]), ("distinct tasks", counts["tasks_in_records"]),
                 ("tasks accepted by the gate", counts["tasks_accepted"]),
-                ("acceptance rate (accepted / proposed tasks)", _fmt(numbers["acceptance"]["overall"])),
+                ("acceptance rate (accepted / proposed tasks)", fmt(numbers["acceptance"]["overall"])),
                 ("teacher(s)", ", ".join(f"{k} ({v})" for k, v in numbers["teachers"].items()) or "n/a"),
                 ("run status", numbers.get("manifest_status") or "n/a")], ("", "value")),
         "## Kept and rejected",
@@ -60,24 +75,25 @@ def dataset_card(numbers: dict[str, Any], name: str) -> str:
         + (", ".join(f"{k} ({v})" for k, v in numbers["novelty"]["decided_by"].items()) or "n/a") + ".",
         "## Diversity",
         _table([
-            ("instruction distinct-1 / 2 / 3", " / ".join(_fmt(distinct["instruction"][f"distinct_{n}"]) for n in (1, 2, 3))),
-            ("response distinct-1 / 2 / 3", " / ".join(_fmt(distinct["response"][f"distinct_{n}"]) for n in (1, 2, 3))),
-            ("mean pairwise cosine distance of tasks", _fmt(diversity["mean_pairwise_cosine_distance"])),
-            (f"Vendi score (sample of {diversity['sample_size']}, seed {diversity['sample_seed']})", _fmt(diversity["vendi_score"])),
+            ("instruction distinct-1 / 2 / 3", " / ".join(fmt(distinct["instruction"][f"distinct_{n}"]) for n in (1, 2, 3))),
+            ("response distinct-1 / 2 / 3", " / ".join(fmt(distinct["response"][f"distinct_{n}"]) for n in (1, 2, 3))),
+            ("mean pairwise cosine distance of tasks", fmt(diversity["mean_pairwise_cosine_distance"])),
+            (f"Vendi score (sample of {diversity['sample_size']}, seed {diversity['sample_seed']})", fmt(diversity["vendi_score"])),
             ("embedding clusters occupied by tasks", f"{coverage.get('occupied', 'n/a')} of {coverage.get('clusters', 'n/a')}"
-             f" (evenness {_fmt(coverage.get('evenness'))})"),
+             f" (evenness {fmt(coverage.get('evenness'))})"),
         ], ("measure", "value")),
         "## Lengths (words)",
-        _table([(k, f"mean {_fmt(v['mean'])}, median {_fmt(v['median'])}, max {_fmt(v['max'])}")
+        _table([(k, f"mean {fmt(v['mean'])}, median {fmt(v['median'])}, max {fmt(v['max'])}")
                 for k, v in numbers["lengths_words"].items()], ("field", "length")),
         "## System messages and task kinds",
         _table([(k, f"{v:.1%}") for k, v in numbers["shares"]["system_message"].items()], ("system message", "share")),
         _table([(k, f"{v:.1%}") for k, v in numbers["shares"]["task_kind"].items()], ("task kind", "share")),
         "## Cost",
-        _table([("tokens per record (answer call)", _fmt(usage["tokens_per_record"])),
-                ("cost per record (answer call, USD)", _fmt(usage["cost_usd_per_record"])),
-                ("all tokens of the run per record", _fmt(usage["run_tokens_per_record"])),
-                ("run cost (USD)", _fmt(usage["run_cost_usd"]))], ("", "value")),
+        _table([("tokens per record (answer call)", fmt(usage["tokens_per_record"])),
+                ("cost per record (answer call, USD)", fmt(usage["cost_usd_per_record"])),
+                ("all tokens of the run per record", fmt(usage["run_tokens_per_record"])),
+                ("run cost (USD)", fmt(usage["run_cost_usd"]))], ("", "value")),
+        *(f"## {title}\n\n" + "\n\n".join(markdown_table(t) for t in tables) for title, tables in extra_sections(numbers)),
         "## Configuration",
         "```json\n" + json.dumps(config, indent=2) + "\n```",
         "## Limitations",
