@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 BENCH_VENV := .bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
-.PHONY: install test demo demo-train soak bench bench-env bench-synth-env bench-train bench-novelty clean
+.PHONY: install test demo demo-train demo-eval soak bench bench-env bench-synth-env bench-train bench-novelty clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ demo: $(STAMP)
 demo-train: $(STAMP)
 	test -f runs/demo/data.jsonl || $(MAKE) demo
 	$(VENV)/bin/synth train runs/demo --out students/demo --overwrite
+
+# The whole loop on the embedded models, offline: generate (explanation mode on the bundled seeds) -> train -> eval.
+# SmolLM2-135M is teacher, student and judge, so its verdicts are weak; the eval's prompts share no task with the seeds.
+demo-eval: $(STAMP)
+	$(VENV)/bin/synth generate --teacher local --queries seeds/general.jsonl --num 16 --max-tokens 512 --out runs/demo-eval --overwrite
+	$(VENV)/bin/synth train runs/demo-eval --out students/demo-eval --epochs 1 --max-len 512 --overwrite
+	$(VENV)/bin/synth eval students/demo-eval --judge local --tasks bundled --limit 8 --max-new-tokens 96 --overwrite
 
 # The full reliability battery: 10,000 requests at concurrency 64 with ~30% faults, a 60 s outage; figures to bench/RESULTS.md.
 soak: $(STAMP)

@@ -10,6 +10,7 @@ The package reads like the pipeline:
     quality/     free quality signals, the LLM judge and its scores, selection of the best subset
     report/      numbers, plots, card and page for a run
     training/    the LoRA SFT recipe
+    evaluation/  did the student get better: batched answers, a pairwise judge in both orders, win rates
     cli/         one thin module per command
 """
 
@@ -39,6 +40,7 @@ _LAZY = {
     "select": ".quality.select", "SelectConfig": ".quality.select", "SelectResult": ".quality.select",
     "select_rows": ".quality.select", "SignalConfig": ".quality.signals", "check_response": ".quality.signals",
     "record_signals": ".quality.signals",
+    "evaluate": ".evaluation", "EvalConfig": ".evaluation", "EvalResult": ".evaluation",
 }
 
 
@@ -61,5 +63,5 @@ __all__ = [
     "llm_verifier", "build_report", "ReportPaths", "ReportConfig", "train", "TrainConfig", "TrainResult",
     "TrainingError", "judge", "JudgeConfig", "JudgeResult", "load_scores", "decontaminate", "DecontamConfig",
     "DecontamResult", "Decontaminator", "select", "SelectConfig", "SelectResult", "select_rows", "SignalConfig",
-    "check_response", "record_signals",
+    "check_response", "record_signals", "evaluate", "EvalConfig", "EvalResult",
 ]

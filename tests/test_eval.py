@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import pytest
 import torch
 from hypothesis import given, settings as hyp_settings, strategies as st
 
-from synth.errors import ConfigError
+from synth.errors import ConfigError, RunFolderError
 from synth.evaluation import EvalConfig, evaluate
 from synth.evaluation import decode
 from synth.evaluation.decode import Padded, greedy, prompt_ids
@@ -96,8 +97,8 @@ def run_eval(student, server, out, **changes):
 def answered(tiny, tmp_path_factory):
     """One evaluation's answers (tuned vs base on the tiny student), reused by the judge tests."""
     out = tmp_path_factory.mktemp("answered") / "eval"
-    os.environ.setdefault("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    with FakeTeacherServer(longer_wins) as server:
+    with pytest.MonkeyPatch.context() as patch, FakeTeacherServer(longer_wins) as server:
+        patch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
         result = run_eval(tiny["a"], server, out)
     return {"out": out, "result": result}
 
@@ -185,7 +186,7 @@ def test_the_two_orders_fold_into_one_outcome(ab, ba, result, changed, flipped):
 def test_wilson_interval_on_a_known_case():
     low, high = wilson(7, 10)                        # the textbook case: 0.3968 to 0.8922
     assert (round(low, 4), round(high, 4)) == (0.3968, 0.8922)
-    assert wilson(0, 10)[0] == 0.0 and round(wilson(0, 10)[1], 4) == 0.2775
+    assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and round(wilson(0, 10)[1], 4) == 0.2775
     assert wilson(0, 0) == (0.0, 1.0)
 
 
@@ -297,18 +298,21 @@ def one_by_one(model, prompts, max_new_tokens, stop=2):
 
 
 def disagreements(batched, single) -> list[str]:
-    """Where batched tokens differ from one-by-one tokens and the logits at that step do not agree within the
-    tolerance (a near-tie that rounding breaks the other way is allowed; anything else is a bug)."""
+    """Where batched decoding departs from one-by-one decoding: logits that differ by more than the tolerance at
+    any step both took on the same prefix, or a different token that is not a near-tie rounding could break."""
     problems = []
     for row, (gen, (tokens, logits)) in enumerate(zip(batched, single)):
-        step = next((i for i, (x, y) in enumerate(zip(gen.tokens, tokens)) if x != y), None)
-        if step is None and len(gen.tokens) == len(tokens):
-            continue
-        step = min(len(gen.tokens), len(tokens)) if step is None else step
-        gap = (gen.logits[step] - logits[step]).abs().max().item()
-        top = torch.topk(logits[step], 2).values
-        if gap > TOLERANCE or (top[0] - top[1]).item() > 2 * TOLERANCE:
-            problems.append(f"row {row} step {step}: logits differ by {gap:.2e}")
+        same = next((i for i, (x, y) in enumerate(zip(gen.tokens, tokens)) if x != y), min(len(gen.tokens), len(tokens)))
+        for step in range(min(same + 1, len(gen.logits), len(logits))):
+            gap = (gen.logits[step] - logits[step]).abs().max().item()
+            if gap > TOLERANCE:
+                problems.append(f"row {row} step {step}: logits differ by {gap:.2e}")
+                break
+        else:
+            if gen.tokens != tokens:
+                top = torch.topk(logits[same], 2).values if same < len(logits) else None
+                if top is None or (top[0] - top[1]).item() > 2 * TOLERANCE:
+                    problems.append(f"row {row} step {same}: another token, and no near-tie to explain it")
     return problems
 
 
@@ -320,16 +324,16 @@ def right_padded(prompts, pad_id):
     return Padded(ids, mask, None)
 
 
+LEFT_PADDED = decode.pad_batch
+
+
 def unmasked(prompts, pad_id):
     """A broken layout: left padding that the attention mask does not hide."""
-    good = decode.pad_batch.__wrapped__(prompts, pad_id)
+    good = LEFT_PADDED(prompts, pad_id)
     return Padded(good.input_ids, torch.ones_like(good.attention_mask), good.position_ids)
 
 
-decode.pad_batch.__wrapped__ = decode.pad_batch
-
-
-def check_batched_matches_one_by_one(model, tokenizer, monkeypatch, new_tokens):
+def check_batched_matches_one_by_one(model, tokenizer, monkeypatch, new_tokens, broken=(right_padded, unmasked)):
     prompts = [prompt_ids(tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
     assert len({len(p) for p in prompts}) == len(prompts)           # every row is padded differently
     single = one_by_one(model, prompts, new_tokens)
@@ -337,20 +341,28 @@ def check_batched_matches_one_by_one(model, tokenizer, monkeypatch, new_tokens):
                      keep_logits=True)
     assert disagreements(batched, single) == []
     assert [g.finish_reason for g in batched] == ["stop" if len(t) < new_tokens else "length" for t, _ in single]
-    for broken in (right_padded, unmasked):                            # the check catches both classic bugs
-        monkeypatch.setattr(decode, "pad_batch", broken)
+    for layout in broken:                                               # the check catches both classic bugs
+        monkeypatch.setattr(decode, "pad_batch", layout)
         wrong = greedy(model, prompts, pad_id=tokenizer.pad_token_id, stop_ids={2}, max_new_tokens=new_tokens,
                        keep_logits=True)
-        assert disagreements(wrong, single), broken.__name__
+        assert disagreements(wrong, single), layout.__name__
     monkeypatch.undo()
 
 
-def test_batched_answers_match_one_by_one_on_a_tiny_random_model(tiny, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_tuned(tiny):
+    """The tiny random model with student A's random adapter folded in: it says more than one token over and over."""
+    from peft import PeftModel
+
     from synth.evaluation.answers import load_base
     from synth.training.student import load_tokenizer
 
-    model = load_base(tiny["base"], "fp32")
-    check_batched_matches_one_by_one(model, load_tokenizer(tiny["base"]), monkeypatch, 10)
+    model = PeftModel.from_pretrained(load_base(tiny["base"], "fp32"), str(tiny["a"] / "adapter"))
+    return model.merge_and_unload().eval(), load_tokenizer(tiny["base"])
+
+
+def test_batched_answers_match_one_by_one_on_a_tiny_random_model(tiny_tuned, monkeypatch):
+    check_batched_matches_one_by_one(*tiny_tuned, monkeypatch, 10)
 
 
 def test_batched_answers_match_one_by_one_on_the_real_student(monkeypatch):
@@ -359,20 +371,20 @@ def test_batched_answers_match_one_by_one_on_the_real_student(monkeypatch):
 
     folder = default_student()
     model = load_base(folder, "fp32")
-    check_batched_matches_one_by_one(model, load_tokenizer(folder), monkeypatch, 16)
+    check_batched_matches_one_by_one(model, load_tokenizer(folder), monkeypatch, 8, broken=())
 
 
-def test_a_row_leaves_the_batch_when_it_stops(tiny):
-    from synth.evaluation.answers import load_base
-    from synth.training.student import load_tokenizer
-
-    model, tokenizer = load_base(tiny["base"], "fp32"), load_tokenizer(tiny["base"])
+def test_rows_left_in_the_batch_go_on_as_before_when_one_stops(tiny_tuned):
+    model, tokenizer = tiny_tuned
     prompts = [prompt_ids(tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
-    free = greedy(model, prompts, pad_id=2, stop_ids={2}, max_new_tokens=6)
-    first = {g.tokens[0] for g in free if g.tokens}
-    stopped = greedy(model, prompts, pad_id=2, stop_ids={2} | first, max_new_tokens=6)   # every row stops at once
-    assert all(g.finish_reason == "stop" and g.tokens == [] for g in stopped if g.tokens == [] or True)
-    assert [len(g.tokens) for g in free] == [6] * len(prompts) or any(g.finish_reason == "stop" for g in free)
+    free = greedy(model, prompts, pad_id=2, stop_ids={2}, max_new_tokens=8)
+    stop = free[0].tokens[0]                     # row 0 stops at its first step and leaves the batch (and cache)
+    cut = greedy(model, prompts, pad_id=2, stop_ids={2, stop}, max_new_tokens=8)
+    assert cut[0].tokens == [] and cut[0].finish_reason == "stop"
+    for before, after in zip(free[1:], cut[1:]):
+        expected = before.tokens[: before.tokens.index(stop)] if stop in before.tokens else before.tokens
+        assert after.tokens == expected
+    assert any(len(g.tokens) > 1 for g in cut[1:])
 
 
 # ---------------------------------------------------------------- answers and the adapter
@@ -443,6 +455,7 @@ class _FakeVLLM:
 
             _FakeVLLM.calls.append({"enable_lora": enable_lora, "max_lora_rank": max_lora_rank, "dtype": dtype})
             self.base = AutoModelForCausalLM.from_pretrained(model).eval()
+            self.adapters = {}
 
         def _model(self, lora):
             from peft import PeftModel
@@ -450,8 +463,10 @@ class _FakeVLLM:
 
             if lora is None:
                 return self.base
-            base = AutoModelForCausalLM.from_pretrained(self.base.name_or_path)
-            return PeftModel.from_pretrained(base, lora.lora_path).eval()
+            if lora.lora_int_id not in self.adapters:
+                base = AutoModelForCausalLM.from_pretrained(self.base.name_or_path)
+                self.adapters[lora.lora_int_id] = PeftModel.from_pretrained(base, lora.lora_path).eval()
+            return self.adapters[lora.lora_int_id]
 
         def generate(self, prompts, params, lora_request=None, use_tqdm=True):
             from types import SimpleNamespace as NS
@@ -477,15 +492,16 @@ class _FakeVLLM:
 
 
 def test_the_vllm_backend_gives_the_transformers_answers(answered, tiny, key, tmp_path, monkeypatch):
+    import importlib.machinery
     import types
 
     module = types.ModuleType("vllm")
+    module.__spec__ = importlib.machinery.ModuleSpec("vllm", None)      # "installed", for importlib.util.find_spec
     module.LLM, module.SamplingParams = _FakeVLLM.LLM, _FakeVLLM.SamplingParams
     lora, request = types.ModuleType("vllm.lora"), types.ModuleType("vllm.lora.request")
     request.LoRARequest = _FakeVLLM.LoRARequest
     for name, mod in (("vllm", module), ("vllm.lora", lora), ("vllm.lora.request", request)):
         monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: object() if name == "vllm" else None)
     with FakeTeacherServer(longer_wins) as server:
         result = run_eval(tiny["a"], server, tmp_path / "vllm", backend="vllm")
     monkeypatch.undo()
@@ -510,9 +526,9 @@ def test_every_pair_is_judged_in_both_orders(answered):
                for r in map(json.loads, (answered["out"] / "answers.jsonl").read_text().splitlines())}
     assert result.status == "completed" and result.wins + result.ties + result.losses == LIMIT
     assert result.summary["position_bias"]["rate"] == 0.0          # a consistent judge never changes its mind
-    tuned_longer = sum(len(answers[(i, "tuned")]) > len(answers[(i, "base")]) for i, _ in answers)
-    assert result.wins == tuned_longer // 2 if False else result.wins == sum(
-        len(answers[(pair, "tuned")]) > len(answers[(pair, "base")]) for pair in {i for i, _ in answers})
+    pairs = {i for i, _ in answers}
+    assert result.wins == sum(len(answers[(p, "tuned")]) > len(answers[(p, "base")]) for p in pairs)
+    assert result.losses == sum(len(answers[(p, "tuned")]) < len(answers[(p, "base")]) for p in pairs)
 
 
 def test_the_judge_sees_both_orders_and_a_flip_is_a_tie(answered, key, tmp_path):
@@ -522,8 +538,7 @@ def test_the_judge_sees_both_orders_and_a_flip_is_a_tie(answered, key, tmp_path)
         bodies = [a.body for a in server.attempts]
     assert len(bodies) == 2 * LIMIT
     shown = Counter(answers_in(b) for b in bodies)
-    swapped = {(b, a) for a, b in shown}
-    assert set(shown) == swapped or all(a == b for a, b in shown)       # each pair went out in both orders
+    assert all(shown[(b, a)] for a, b in shown)                         # each pair went out in both orders
     assert (result.wins, result.ties, result.losses) == (0, LIMIT, 0)
     bias = result.summary["position_bias"]
     assert bias["rate"] == 1.0 and bias["flipped_rate"] == 1.0 and bias["favoured_first_shown"] == LIMIT
@@ -589,7 +604,7 @@ def test_resume_after_sigkill_sends_nothing_twice(answered, tmp_path):
 
     def slow(body, attempt):
         reply = longer_wins(body, attempt)
-        reply.delay = 0.3
+        reply.delay = 0.2
         return reply
 
     with FakeTeacherServer(slow) as server:
@@ -618,10 +633,11 @@ def test_resume_after_sigkill_sends_nothing_twice(answered, tmp_path):
 
 # ---------------------------------------------------------------- the command line, folders, held-out split
 
-def test_a_trained_student_is_evaluated_on_its_held_out_split(tiny, tmp_path):
+def test_a_trained_student_is_evaluated_on_its_held_out_split(tiny, key, tmp_path):
     from synth.training import train
 
     data = write_run(tmp_path / "run", 10)
+    (data / "manifest.json").write_text('{"status": "completed"}')            # a run folder synth wrote
     student = tmp_path / "students" / "s"
     train(tiny_config(data, student, tiny["base"], max_steps=1, samples=0, eval_fraction=0.3))
     tasks, source = held_out_split(student)
@@ -629,15 +645,19 @@ def test_a_trained_student_is_evaluated_on_its_held_out_split(tiny, tmp_path):
     assert [t.id for t in tasks] == provenance["eval_ids"] and len(tasks) == 3
     assert all(t.reference and t.system for t in tasks) and not source["data_changed"]
     with FakeTeacherServer(longer_wins) as server:
-        process = synth_eval(student, "--judge", "openai/judge", "--api-base", server.url, "--max-new-tokens", 6)
-        stdout, stderr = process.communicate(timeout=180)
-    assert process.returncode == 0, stderr
+        result = evaluate(student, judge="openai/judge", api_base=server.url, max_new_tokens=6)
     out = student / "evals" / "vs-base-openai-judge"
+    assert result.out == out and result.status == "completed"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tasks"]["source"] == "held_out" and summary["tasks"]["count"] == 3
     page = (out / "report.html").read_text()
-    assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
+    links = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', page)
+    assert links and all(link.startswith("data:image/png;base64,") for link in links)     # nothing fetched
+    assert "<script" not in page and "@import" not in page
     assert {p.name for p in out.iterdir()} >= {"summary.json", "answers.jsonl", "judgments.jsonl", "report.html"}
+    links = [json.loads(line) for line in (data / "evals.jsonl").read_text().splitlines()]   # for synth report
+    assert [(x["eval"], x["student"], x["win_rate"]) for x in links] == [
+        (str(out.resolve()), str(student.resolve()), summary["results"]["win_rate"])]
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -645,13 +665,19 @@ def test_a_trained_student_is_evaluated_on_its_held_out_split(tiny, tmp_path):
     (["STUDENT", "STUDENT", "--against", "teacher"], "leave --against out"),
     (["nowhere"], "nowhere is not a student"),
     (["STUDENT", "--judge", "openai/judge", "--tasks", "missing.jsonl"], "missing.jsonl"),
+    (["STUDENT", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
 ])
-def test_user_errors_are_one_line(tiny, args, fragment):
-    process = synth_eval(*[str(tiny["a"]) if a == "STUDENT" else a for a in args])
-    _, stderr = process.communicate(timeout=120)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert process.returncode == 2 and "Traceback" not in stderr
-    assert len(lines) == 1 and fragment in lines[0], stderr
+def test_user_errors_are_one_line(tiny, key, args, fragment, monkeypatch, capsys):
+    from synth.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["synth", "eval", *[str(tiny["a"]) if a == "STUDENT" else a for a in args]])
+    monkeypatch.setattr(signal, "signal", lambda *a: None)           # main() would take over SIGTERM
+    with pytest.raises(SystemExit) as caught:
+        main()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert caught.value.code == 2 and "Traceback" not in err
+    assert len(lines) == 1 and fragment in lines[0], err
 
 
 def test_other_settings_in_a_used_folder_are_refused_unless_overwrite(answered, key, tmp_path):
@@ -659,16 +685,17 @@ def test_other_settings_in_a_used_folder_are_refused_unless_overwrite(answered, 
     student = answered["result"].summary["settings"]["students"][0]
     with FakeTeacherServer(longer_wins) as server:
         run_eval(student, server, out)
-        with pytest.raises(Exception, match="other settings.*--overwrite"):
-            run_eval(student, server, out, limit=2)
+        sent = len(server.attempts)
+        with pytest.raises(RunFolderError, match="other settings \\(precision\\).*--overwrite"):
+            run_eval(student, server, out, precision="fp32")
         (out / "NOTES.md").write_text("mine")
-        with pytest.raises(Exception, match="NOTES.md"):
-            evaluate(student, judge="openai/judge", api_base=server.url, tasks="bundled", limit=2,
-                     max_new_tokens=NEW_TOKENS, out=str(out), overwrite=True)
+        with pytest.raises(RunFolderError, match="NOTES.md"):
+            run_eval(student, server, out, precision="fp32", overwrite=True)
         (out / "NOTES.md").unlink()
-        replaced = evaluate(student, judge="openai/judge", api_base=server.url, tasks="bundled", limit=2,
-                            max_new_tokens=NEW_TOKENS, out=str(out), overwrite=True)
-    assert replaced.summary["tasks"]["count"] == 2
+        replaced = run_eval(student, server, out, precision="fp32", overwrite=True)
+        assert len(server.attempts) == sent          # the same judgments again, from the replaced folder's cache
+    assert replaced.summary["settings"]["precision"] == "fp32" and replaced.status == "completed"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["used"]          # nothing left aside
 
 
 def test_settings_are_checked_before_anything_runs(tiny):
@@ -678,3 +705,21 @@ def test_settings_are_checked_before_anything_runs(tiny):
         EvalConfig.resolve(flags={"students": ["a"], "max_new_tokens": 0})
     with pytest.raises(ConfigError, match="is or holds the student"):
         evaluate(tiny["a"], judge="local", out=str(tiny["a"]))
+
+
+def test_the_embedded_judge_gives_verdicts_that_parse(tmp_path):
+    """The real SmolLM2 judge on llama.cpp, under the verdict grammar: both orders of a pair come back parsed."""
+    import asyncio
+
+    from synth.evaluation.api import judge_session
+    from synth.evaluation.judge import Pair, pair_jobs
+    from synth.teacher.jobs import run_jobs
+
+    config = EvalConfig(students=["s"], max_tokens=128)
+    jobs = pair_jobs([Pair("p", "What is 2 + 2?", "tuned", "base", "4", "The answer is 5.", "4")])
+    with judge_session(config, tmp_path, None) as judge:
+        result = asyncio.run(run_jobs(judge, jobs, parse_verdict, tmp_path / "judgments.jsonl"))
+    rows = latest_rows(tmp_path / "judgments.jsonl")
+    assert result.answered == 2, rows
+    assert all(r["result"]["verdict"] in SCORES and r["raw"].splitlines()[-1].startswith("Verdict: ")
+               for r in rows.values())

@@ -21,10 +21,13 @@ def eval_command(
     **flags,
 ) -> int:
     """Judge a student's answers against its base, the references or another student, in both orders."""
+    import warnings
+
     from transformers.utils import logging as hf_logging
 
     from ..evaluation.api import evaluate
 
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")   # raised inside peft, not ours
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     if students:

@@ -16,24 +16,26 @@ skipped, and a judge call paid for before a kill comes back from the cache.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError, InputFileError, RunFolderError
-from ..files import FolderLock, FolderSwap, read_complete_lines, refuse_overlap, write_json_atomic, write_text_atomic
+from ..files import (FolderLock, FolderSwap, JsonlAppender, read_complete_lines, read_json_object, refuse_overlap,
+                     write_json_atomic, write_text_atomic)
 from ..formats import write_rows
 from ..teacher.jobs import latest_rows, run_jobs, run_with_stop_signals
-from ..teacher.session import TeacherSession, check_teacher
+from ..teacher.session import CACHE_FILE, LOCAL, TeacherSession, check_teacher
 from .config import CONFIG_FILE, RESUMABLE, EvalConfig
-from .judge import Pair, pair_jobs, parse_verdict
+from .judge import LOCAL_GRAMMAR, Pair, pair_jobs, parse_verdict
 from .summary import REFERENCE, answer_text, assemble
 from .tasks import BUNDLED, EvalTask, bundled_tasks_path, choose, held_out_split, load_task_file
 
 ANSWERS, JUDGMENTS, SUMMARY, REPORT = "answers.jsonl", "judgments.jsonl", "summary.json", "report.html"
 ANSWERS_META = "answers.meta.json"
-OWN_ENTRIES = {CONFIG_FILE, ANSWERS, ANSWERS_META, JUDGMENTS, SUMMARY, REPORT, "cache.sqlite", "spend.jsonl",
-               "run.lock"}
+OWN_ENTRIES = {CONFIG_FILE, ANSWERS, ANSWERS_META, JUDGMENTS, SUMMARY, REPORT, CACHE_FILE, f"{CACHE_FILE}-wal",
+               f"{CACHE_FILE}-shm", "spend.jsonl", "run.lock"}
 Progress = Callable[[str, int, int], None]
 
 
@@ -76,9 +78,13 @@ def evaluate(students: str | Path | list[str | Path] | None = None, config: Eval
     _refuse_unsafe_out(out, config)
     swap = _prepare(out, config, overwrite)
     lock = FolderLock(out)
+    if swap is not None:
+        with FolderLock(out):               # an evaluation still running there is never moved aside
+            pass
     try:
         if swap is not None:
             swap.begin()
+            _carry_cache(swap, out, config)
         out.mkdir(parents=True, exist_ok=True)
         lock.acquire()
         config.save(out)
@@ -127,8 +133,6 @@ def pick_tasks(config: EvalConfig, say: Callable[[str], None]) -> tuple[list[Eva
 
 
 def _held_out(config: EvalConfig, say: Callable[[str], None]) -> tuple[list[EvalTask], dict[str, Any]] | None:
-    from ..files import read_json_object
-
     first = Path(config.students[0])
     found = held_out_split(first)
     if found is None:
@@ -173,6 +177,18 @@ def _prepare(out: Path, config: EvalConfig, overwrite: bool) -> FolderSwap | Non
     return FolderSwap(out)
 
 
+def _carry_cache(swap: FolderSwap, out: Path, config: EvalConfig) -> None:
+    """The replaced evaluation's request cache comes along, so a judgment it already paid for is not paid again."""
+    import shutil
+
+    if config.cache is not None or swap.aside is None:
+        return
+    for suffix in ("", "-wal", "-shm"):               # SQLite's write-ahead log holds what a kill left unmerged
+        old = swap.aside / f"{CACHE_FILE}{suffix}"
+        if old.is_file():
+            shutil.copy2(old, out / old.name)
+
+
 def _answers(out: Path, tasks: list[EvalTask], contestants, config: EvalConfig, say
              ) -> tuple[list[dict[str, Any]], dict[str, float | None], dict[str, Any]]:
     """The answers saved by an earlier session of this evaluation, or new ones (saved at once)."""
@@ -215,12 +231,18 @@ def pairs_for(tasks: list[EvalTask], answers: list[dict[str, Any]], first: str, 
                  None if REFERENCE in (first, second) else t.reference) for t in tasks]
 
 
+def judge_session(config: EvalConfig, out: Path, api_key: str | None) -> TeacherSession:
+    """The judge through the shared teacher layer; the embedded one decodes under the verdict grammar."""
+    grammar = {"extra": {"extra_body": {"grammar": LOCAL_GRAMMAR}}} if config.judge == LOCAL else {}
+    return TeacherSession(config.judge, config, folder=out, purpose="judge", api_key=api_key, **grammar)
+
+
 def _judge(out: Path, config: EvalConfig, tasks, answers, first: str, second: str, api_key, say,
            progress: Progress | None) -> tuple[str | None, dict[str, Any]]:
     """Every pair judged in both orders through the shared teacher layer; returns why it stopped early (None when
     it did not) and the judge's usage over every session of this evaluation."""
     jobs = pair_jobs(pairs_for(tasks, answers, first, second))
-    with TeacherSession(config.judge, config, folder=out, purpose="judge", api_key=api_key) as judge:
+    with judge_session(config, out, api_key) as judge:
         tick = (lambda r: progress("judge", r.answered + sum(r.failed.values()) + r.skipped, len(jobs))) \
             if progress else None
         result = run_with_stop_signals(lambda: run_jobs(judge, jobs, parse_verdict, out / JUDGMENTS,
@@ -247,5 +269,30 @@ def _finish(out: Path, config: EvalConfig, tasks, answers, losses, runtime, sour
     write_json_atomic(out / SUMMARY, summary)
     write_text_atomic(out / REPORT, write_report(summary, found, tasks, answers, judgments))
     r = numbers["results"]
+    link_to_runs(out, config, {"status": status, "first": first, "second": second, "judge": config.judge,
+                               "tasks": source.get("source"), "pairs": r["pairs"], "win_rate": r["win_rate"],
+                               "win_rate_ci95": r["win_rate_ci95"]})
     return EvalResult(out, status, config.mode, first, second, r["win"]["count"], r["tie"]["count"],
                       r["loss"]["count"], r["win_rate"], r["win_rate_ci95"], summary)
+
+
+RUN_LINKS = "evals.jsonl"
+
+
+def link_to_runs(out: Path, config: EvalConfig, headline: dict[str, Any]) -> None:
+    """Append a pointer to this evaluation to RUN/evals.jsonl of each run a student was trained on, so `synth report`
+    on that run can list it. A student whose data is no synth run folder (or is gone) is skipped."""
+    from ..generation.runfolder import MANIFEST
+
+    for student in config.students:
+        provenance = read_json_object(Path(student) / "provenance.json", required=False)
+        data = Path(str((provenance.get("data") or {}).get("path") or ""))
+        run = next((p for p in (data, data.parent) if str(data) not in ("", ".") and (p / MANIFEST).is_file()), None)
+        if run is None:
+            continue
+        try:
+            with JsonlAppender(run / RUN_LINKS) as links:
+                links.append({"eval": str(out.resolve()), "student": str(Path(student).resolve()),
+                              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **headline})
+        except OSError:                       # a read-only run folder: the evaluation itself is complete
+            continue

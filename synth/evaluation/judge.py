@@ -21,6 +21,14 @@ _VERDICT_LINE = re.compile(r"^[\s*_`#>]*verdict\s*[:：](?P<value>.*)$", re.IGNO
 _VALUE = re.compile(r"^[\s*_`\[(]*(?P<verdict>[AB]\s*(?:>>|>|=)\s*[AB])[\s*_`\])]*"
                     r"(?:\((?P<note>[^()]*)\))?[\s*_`.]*$", re.IGNORECASE)
 _ANY_VERDICT = re.compile(r"[AB]\s*(?:>>|>|=|<<|<)\s*[AB]", re.IGNORECASE)
+# The embedded judge (SmolLM2-135M) rarely keeps to the reply format on its own; on llama.cpp it decodes under this
+# grammar, which admits only one line of reasons (without a colon, so it cannot pass for a verdict line) and then the
+# verdict line: its choice among the five verdicts is still its own (and still weak), but it parses. Other judges are
+# sent no grammar.
+LOCAL_GRAMMAR = r'''root ::= reason "\nVerdict: " verdict
+reason ::= [^\n:]{10,300}
+verdict ::= "A>>B" | "A>B" | "A=B" | "B>A" | "B>>A"
+'''
 REFERENCE_BLOCK = ("An expert's reference answer follows. Use it to check facts and results; other wordings and "
                    "approaches can be just as good.\n\n[Reference answer]\n{reference}\n")
 

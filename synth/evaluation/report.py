@@ -20,7 +20,7 @@ _COLOURS = {"win": "#34a853", "tie": "#9aa0a6", "loss": "#e8710a"}
 
 def results_plot(summary: dict[str, Any]) -> bytes:
     r = summary["results"]
-    figure, ax = plt.subplots(figsize=(7, 1.9))
+    figure, ax = plt.subplots(figsize=(7, 2.2))
     left = 0.0
     for key in ("win", "tie", "loss"):
         share = r[key]["rate"] or 0.0
@@ -34,7 +34,7 @@ def results_plot(summary: dict[str, Any]) -> bytes:
     ax.set_xlim(0, 1)
     ax.set_yticks([])
     ax.set_xlabel(f"share of {r['pairs']} judged pairs, from {summary['first']}'s side")
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.45), frameon=False)
+    ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return _png(figure)
 
 

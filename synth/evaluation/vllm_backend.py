@@ -3,7 +3,8 @@ as a LoRA request, greedy sampling with the chat template's stop tokens, and the
 prompt log-probabilities vLLM returns.
 
 The prompts go in as token ids made by the same chat template and tokeniser as the transformers path, so both
-backends answer exactly the same prompts.
+backends answer exactly the same prompts. vLLM schedules every prompt of a model in one call, so an answer's
+`seconds` is that call's wall time.
 """
 
 from __future__ import annotations

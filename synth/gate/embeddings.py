@@ -1,8 +1,25 @@
 """Sentence embeddings for the novelty gate, and their on-disk store.
 
 The embedder is the bundled all-MiniLM-L6-v2 by default, loaded offline; any sentence-transformers folder or model
-name works too, on the GPU when there is one. The store keeps every pool vector beside its id in the run folder, so a
-resumed run or a second `synth report` never embeds the same text twice.
+name works too. It runs on one of these backends:
+
+    torch      sentence-transformers in fp32, on the GPU when there is one (the default)
+    openvino   the same fp32 model compiled by OpenVINO for the CPU: vectors equal torch's up to rounding
+    openvino-bf16  the same, computing in bfloat16 where the CPU has it: cosines move by a few thousandths
+    onnx-int8  ONNX Runtime with int8 weights (dynamic quantisation) on the CPU: cosines move by a few hundredths
+    auto       torch on a GPU, with a batch that fills it; without one, CPU_BACKEND
+
+The CPU backends export the model once, offline, from its own weights into synth's cache
+(`~/.cache/synth/embedders/`; `SYNTH_CACHE_DIR` moves it), built in a hidden folder and renamed into place.
+
+A backend whose vectors are not fp32 up to rounding (openvino-bf16, onnx-int8) is part of the embedder's name:
+`bundled:all-MiniLM-L6-v2@onnx-int8`.
+The name is what a store's meta.json records, so a store made by one backend refuses the other (`EmbeddingStore.check`)
+rather than mixing their vectors, and `--embedder NAME@onnx-int8` picks the backend. fp32 backends keep the plain
+name: their vectors are interchangeable, so a run made with torch resumes with openvino.
+
+The store keeps every pool vector beside its id in the run folder, so a resumed run or a second `synth report` never
+embeds the same text twice.
 """
 
 from __future__ import annotations
@@ -15,8 +32,13 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..files import complete_length, read_complete_lines, read_json_object, to_json, write_json_atomic
+from .exported import EXPORT_META, ExportedModel, exported_model  # noqa: F401  (EXPORT_META: the cache's marker)
 
 DEFAULT_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+BACKENDS = ("auto", "torch", "openvino", "openvino-bf16", "onnx-int8")
+DEFAULT_BACKEND = "torch"          # what Embedder() runs on
+CPU_BACKEND = "torch"              # what "auto" runs on without a GPU; bench/embed.py has the figures to choose by
+LOSSY_BACKENDS = ("openvino-bf16", "onnx-int8")   # in the embedder's name: their vectors never mix with fp32 ones
 
 
 def bundled_minilm_path() -> Path:
@@ -39,35 +61,79 @@ def best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def gpu_batch_size(device: str) -> int:
+    """A batch that keeps a GPU busy: MiniLM-sized models need well under 1 GiB of activations per 256 texts."""
+    import torch
+
+    memory_gib = torch.cuda.get_device_properties(torch.device(device)).total_memory / 2**30
+    return 1024 if memory_gib >= 20 else 512 if memory_gib >= 10 else 128
+
+
+def split_backend(name: str) -> tuple[str, str | None]:
+    """`MODEL@onnx-int8` -> (`MODEL`, `onnx-int8`); a name without a backend suffix comes back whole, with None."""
+    base, sep, suffix = name.rpartition("@")
+    return (base, suffix) if sep and base and suffix in BACKENDS and suffix != "auto" else (name, None)
+
+
+def _quiet_offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 class Embedder:
     """Unit-length float32 embeddings, so inner product is cosine similarity."""
 
-    def __init__(self, name_or_path: str = DEFAULT_EMBEDDER, device: str | None = None, batch_size: int = 64,
-                 max_seq_length: int | None = None):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        from sentence_transformers import SentenceTransformer
-
-        self.name = name_or_path
-        path = str(bundled_minilm_path()) if name_or_path == DEFAULT_EMBEDDER else name_or_path
-        self.device = device or best_device()
-        try:
-            self.model = SentenceTransformer(path, device=self.device)
-        except Exception as exc:  # a wrong name or a folder that is not a model
-            raise ConfigError(f"cannot load embedder {name_or_path!r} offline ({type(exc).__name__}); pass a local sentence-transformers folder to --embedder") from None
-        if max_seq_length:
-            self.model.max_seq_length = max_seq_length
-        self.batch_size = batch_size
-        self.dim = int(self.model.get_embedding_dimension())
+    def __init__(self, name_or_path: str = DEFAULT_EMBEDDER, device: str | None = None, batch_size: int | None = None,
+                 max_seq_length: int | None = None, backend: str | None = None):
+        _quiet_offline()
+        base, named = split_backend(name_or_path)
+        if backend is not None and named is not None and backend != named:
+            raise ConfigError(f"embedder {name_or_path!r} names the {named} backend, not {backend}")
+        backend = backend or named or DEFAULT_BACKEND
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown embedder backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "auto":
+            backend = "torch" if (device or best_device()) != "cpu" else CPU_BACKEND
+        self.backend = backend
+        self.name = f"{base}@{backend}" if backend in LOSSY_BACKENDS else base
+        path = str(bundled_minilm_path()) if base == DEFAULT_EMBEDDER else base
+        if backend == "torch":
+            self.device = device or best_device()
+            self.model = _load_sentence_transformer(path, name_or_path, self.device)
+            if max_seq_length:
+                self.model.max_seq_length = max_seq_length
+            self.dim = int(self.model.get_embedding_dimension())
+        else:
+            if device not in (None, "cpu"):
+                raise ConfigError(f"the {backend} embedder backend runs on the CPU; use the torch backend on {device}")
+            self.device = "cpu"
+            label = "all-MiniLM-L6-v2" if base == DEFAULT_EMBEDDER else Path(path).name
+            self.model = ExportedModel(exported_model(Path(path), backend, label), backend)
+            if max_seq_length:
+                self.model.max_seq_length = max_seq_length
+            self.dim = self.model.dim
+        self.batch_size = batch_size or (gpu_batch_size(self.device) if self.device.startswith("cuda") else 64)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.backend != "torch":
+            return self.model.encode(list(texts), self.batch_size)
         vectors = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _load_sentence_transformer(path: str, name: str, device: str):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, device=device)
+    except Exception as exc:  # a wrong name or a folder that is not a model
+        raise ConfigError(f"cannot load embedder {name!r} offline ({type(exc).__name__}); pass a local "
+                          "sentence-transformers folder to --embedder") from None
 
 
 @cache
