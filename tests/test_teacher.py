@@ -191,7 +191,11 @@ def test_failed_probes_are_free_only_up_to_max_retries():
         per_request = Counter(a.key for a in server.attempts)
     assert all(isinstance(r, TransientTeacherError) and not isinstance(r, TeacherOutageError) for r in results)
     assert teacher.breaker.outages >= 1
-    assert sorted(per_request.values()) == [1 + 2 * 2] * 2
+    # Each request ends: its own 1 + max_retries attempts, plus at most max_retries failed probes that cost it
+    # nothing. How many probes fall to which request depends on when the breaker opened, so only the bounds are
+    # fixed; a failed probe was free for at least one of them (the breaker opened, so one was sent).
+    assert all(1 + 2 <= n <= 1 + 2 * 2 for n in per_request.values()), per_request
+    assert sum(per_request.values()) > 2 * (1 + 2), per_request
 
 
 def test_reply_with_no_finish_reason_is_retried_and_never_saved(tmp_path):
