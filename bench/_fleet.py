@@ -29,12 +29,19 @@ def serve(args: list[str]) -> None:
     """In a process of its own: `fleet K CAPACITY LATENCY` or `busy MOST LATENCY`; prints the URLs, serves until stdin
     closes."""
     sys.path.insert(0, str(ROOT))
-    from synth.testing import Fault, FakeTeacherServer, Reply
+    from synth.testing import Fault, FakeTeacherServer, Reply, explain_reply
+
+    def answer(body: dict, latency: float) -> Reply:
+        """An explained answer of its own per query: a repeated stock reply would be rejected by the free
+        signals (repetition), and the figure would time rejections instead of records."""
+        reply = explain_reply(body)
+        reply.delay = latency
+        return reply
 
     kind = args[0]
     if kind == "fleet":
         k, capacity, latency = int(args[1]), int(args[2]), float(args[3])
-        servers = [FakeTeacherServer(lambda body, attempt: Reply("An explained answer. " * 20, delay=latency),
+        servers = [FakeTeacherServer(lambda body, attempt: answer(body, latency),
                                      max_inflight=capacity).start() for _ in range(k)]
     else:
         most, latency = int(args[1]), float(args[2])
@@ -47,7 +54,7 @@ def serve(args: list[str]) -> None:
                 if len(times) >= most:
                     return Fault("status", status=429, headers={"Retry-After": "0.2"}, error_type="rate_limit_exceeded")
                 times.append(now)
-            return Reply("An explained answer. " * 20, delay=latency)
+            return answer(body, latency)
 
         servers = [FakeTeacherServer(busy).start()]
     print(",".join(s.url for s in servers), flush=True)
