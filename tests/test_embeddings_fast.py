@@ -11,7 +11,8 @@ import pytest
 
 from synth.errors import ConfigError
 from synth.gate import exported
-from synth.gate.embeddings import (CPU_BACKEND, DEFAULT_EMBEDDER, EXPORT_META, Embedder, EmbeddingStore,
+from synth.gate.exported import EXPORT_META
+from synth.gate.embeddings import (CPU_BACKEND, DEFAULT_EMBEDDER, Embedder, EmbeddingStore,
                                    gpu_batch_size, shared_embedder, split_backend)
 from synth.gate.novelty import NoveltyGate
 

@@ -276,22 +276,19 @@ def _finish(out: Path, config: EvalConfig, tasks, answers, losses, runtime, sour
                       r["loss"]["count"], r["win_rate"], r["win_rate_ci95"], summary)
 
 
-RUN_LINKS = "evals.jsonl"
-
-
 def link_to_runs(out: Path, config: EvalConfig, headline: dict[str, Any]) -> None:
     """Append a pointer to this evaluation to RUN/evals.jsonl of each run a student was trained on, so `synth report`
     on that run can list it. A student whose data is no synth run folder (or is gone) is skipped."""
-    from ..generation.runfolder import MANIFEST
+    from ..generation.runfolder import EVAL_LINKS, MANIFEST
 
     for student in config.students:
         provenance = read_json_object(Path(student) / "provenance.json", required=False)
-        data = Path(str((provenance.get("data") or {}).get("path") or ""))
-        run = next((p for p in (data, data.parent) if str(data) not in ("", ".") and (p / MANIFEST).is_file()), None)
+        data = (provenance.get("data") or {}).get("path")
+        run = next((p for p in (Path(data), Path(data).parent) if (p / MANIFEST).is_file()), None) if data else None
         if run is None:
             continue
         try:
-            with JsonlAppender(run / RUN_LINKS) as links:
+            with JsonlAppender(run / EVAL_LINKS) as links:
                 links.append({"eval": str(out.resolve()), "student": str(Path(student).resolve()),
                               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **headline})
         except OSError:                       # a read-only run folder: the evaluation itself is complete

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..files import complete_length, read_complete_lines, read_json_object, to_json, write_json_atomic
-from .exported import EXPORT_META, ExportedModel, exported_model  # noqa: F401  (EXPORT_META: the cache's marker)
+from .exported import ExportedModel, exported_model
 
 DEFAULT_EMBEDDER = "bundled:all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "openvino", "openvino-bf16", "onnx-int8")

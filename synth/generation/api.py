@@ -27,7 +27,7 @@ from .methods.magpie import Magpie, load_frame
 from .methods.self_instruct import SelfInstruct
 from .personas import load_personas
 from .pipeline import Generator, Progress, RunResult, signal_config
-from .runfolder import CACHE, GATE, RunFolder, RunState
+from .runfolder import CACHE, DECONTAMINATION, GATE, RunFolder, RunState
 from .seeds import load_seeds
 
 
@@ -145,7 +145,7 @@ def _run_in_folder(config: GenerateConfig, run: RunFolder, state: RunState, seed
             ([verifier.teacher] if verifier is not None else [])
         result = run_with_stop_signals(lambda: _loop(generator, verifier), teachers)
         if checker is not None:
-            write_json_atomic(run.path / "decontamination.json", checker.summary())
+            write_json_atomic(run.path / DECONTAMINATION, checker.summary())
         return result
 
 

@@ -32,9 +32,11 @@ SPEND = "spend.jsonl"
 GATE = "gate"
 SCORES = "scores.jsonl"
 REPORT = "report"
+DECONTAMINATION = "decontamination.json"   # generate --decontaminate's summary
+EVAL_LINKS = "evals.jsonl"                 # synth eval's pointers to evaluations of students trained on the run
 # Everything a run folder may hold: its own files, and datasets exported beside them (make demo does that).
 OWN_FILES = (CONFIG, MANIFEST, TASKS, DATA, REJECTED, CACHE, CACHE + "-wal", CACHE + "-shm", SPEND, LOCK, GATE,
-             REPORT, "scores.jsonl", "scores.summary.json", "batches.jsonl", "evals", "evals.jsonl", "decontam", "decontamination.json")
+             REPORT, "scores.jsonl", "scores.summary.json", "batches.jsonl", "evals", EVAL_LINKS, "decontam", DECONTAMINATION)
 
 
 @dataclass

@@ -42,8 +42,7 @@ def _evals(data: RunData) -> list[dict[str, Any]]:
     latest = {row["eval"]: row for row in data.eval_links}
     found = []
     for folder, row in latest.items():
-        summary = json_file(Path(folder) / "summary.json", advice="") if (Path(folder) / "summary.json").is_file() \
-            else {}
+        summary = json_file(Path(folder) / "summary.json", advice="")          # {} once the folder is gone
         results = summary.get("results") or {}
         found.append({"eval": folder, "student": row.get("student"), "first": summary.get("first", row.get("first")),
                       "second": summary.get("second", row.get("second")), "judge": summary.get("judge", row.get("judge")),

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import InputFileError, RunFolderError
 from ..formats import read_rows
-from ..generation.runfolder import CONFIG, DATA, MANIFEST, REJECTED, TASKS
+from ..generation.runfolder import CONFIG, DATA, DECONTAMINATION, EVAL_LINKS, MANIFEST, REJECTED, TASKS
 from . import checks
 
 JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
@@ -20,7 +20,6 @@ JSON_KINDS = {dict: "an object", list: "an array", str: "a string", int: "a numb
 MOVE_ASIDE = "fix it, or move it aside to report without it"
 FIX_LINE = "synth report reads the run folders synth generate writes: fix or delete that line"
 SCORES_SUMMARY = "scores.summary.json"
-DECONTAMINATION, EVAL_LINKS = "decontamination.json", "evals.jsonl"
 RUBRICS = ("quality", "complexity")
 
 Verdicts = dict[str, tuple[int, str]]          # rubric -> (score, reason)

@@ -17,6 +17,7 @@ from synth.testing import BatchPlan, FakeTeacherServer, Fault, explain_reply
 
 TEACHER = "openai/fake-teacher"
 FAST = dict(batch=True, batch_poll=0.05, teacher=TEACHER)
+CLAUDE = dict(batch=True, batch_poll=0.05, teacher="anthropic/claude-test")
 
 
 def queries(tmp_path, n=12):
@@ -55,14 +56,19 @@ def test_self_instruct_goes_in_rounds_of_jobs(tmp_path):
     assert jobs >= 4                          # bootstrap, classify, instances and answers depend on each other
 
 
-def test_failed_and_expired_requests_go_into_the_next_job(tmp_path):
+@pytest.mark.parametrize("provider, status", [("openai", 500), ("anthropic", 529)])
+def test_failed_and_expired_requests_go_into_the_next_job(tmp_path, monkeypatch, provider, status):
+    """OpenAI's Batch API and Anthropic's Message Batches alike (529: Anthropic's "overloaded")."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    settings = CLAUDE if provider == "anthropic" else FAST
+
     def script(body, attempt):                # every request fails the first time it is asked
-        return Fault("status", status=500) if attempt == 1 else explain_reply(body)
+        return Fault("status", status=status) if attempt == 1 else explain_reply(body)
 
     plans = lambda n: BatchPlan(expire_after=4) if n == 1 else BatchPlan()        # noqa: E731
     with FakeTeacherServer(script, batch_plan=plans) as server:
         result = synth.generate(queries=str(queries(tmp_path)), out=str(tmp_path / "run"), api_base=server.url,
-                                max_retries=3, **FAST)
+                                max_retries=3, **settings)
         jobs = len(server.batches.submitted)
     assert result.status == "completed" and result.records == 12 and jobs >= 3
 
@@ -111,9 +117,6 @@ def test_a_kill_at_any_job_state_resumes_without_submitting_twice(tmp_path, kill
 
 # ---- Anthropic's Message Batches, through the official SDK against the loopback server's /v1/messages/batches ----
 
-CLAUDE = dict(batch=True, batch_poll=0.05, teacher="anthropic/claude-test")
-
-
 def test_message_batches_make_the_records_openai_batches_make_at_half_the_price(tmp_path, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     prices = dict(input_cost=3.0, output_cost=15.0)
@@ -132,20 +135,6 @@ def test_message_batches_make_the_records_openai_batches_make_at_half_the_price(
     stats = claude.manifest["batch"]
     assert stats["cost_usd"] == pytest.approx(stats["online_equivalent_usd"] / 2, rel=1e-6) and stats["cost_usd"] > 0
     assert claude.manifest["usage"]["cost_usd"] == pytest.approx(stats["cost_usd"], rel=1e-6)
-
-
-def test_expired_and_errored_message_batch_requests_go_into_the_next_job(tmp_path, monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-
-    def script(body, attempt):                # every request fails the first time it is asked
-        return Fault("status", status=529) if attempt == 1 else explain_reply(body)
-
-    plans = lambda n: BatchPlan(expire_after=4) if n == 1 else BatchPlan()        # noqa: E731
-    with FakeTeacherServer(script, batch_plan=plans) as server:
-        result = synth.generate(queries=str(queries(tmp_path)), out=str(tmp_path / "run"), api_base=server.url,
-                                max_retries=3, **CLAUDE)
-        jobs = len(server.batches.submitted)
-    assert result.status == "completed" and result.records == 12 and jobs >= 3
 
 
 def test_a_message_batch_whose_creation_a_kill_cut_off_is_found_by_its_size_and_time(tmp_path):
