@@ -22,6 +22,7 @@ A flag counts as right only when it names the source item. Prints markdown table
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from synth.decontam import DecontamConfig, Decontaminator, decontaminate  # noqa: E402
 from synth.decontam.text import normalize  # noqa: E402
+from synth.decontam.workers import default_processes  # noqa: E402
 
 T0 = ROOT.parent / "shared" / "data" / "t0_train_50k.jsonl.gz"
 PARAPHRASES = ROOT / "bench" / "data" / "decontam_paraphrases.jsonl"
@@ -312,15 +314,18 @@ def verifier_section(gate, rows, vectors, planted, ngram, background_count, item
 
 
 def speed_section(rows: list[dict], paraphrases: list[dict], folder: Path, rng: random.Random) -> None:
-    print("\n### n-gram stage speed (one process), against a plain Python set check in the same run\n")
+    print("\n### n-gram stage speed, against a plain Python set check in the same run\n")
     print("Benchmark rows come from held-out templates (the 69 paraphrase templates, then more at random). \"T0 as "
           "is\": every row of the other templates, T0's shared passages and template wording included (a stress "
           "case: most flagged rows copy a whole passage). \"2% contaminated\": the rows of those that share no "
           "13-gram with the benchmark, plus exact or embedded copies of benchmark items for 2% of the rows.\n")
-    print(f"Load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. Rows/s is wall-clock; in "
-          "brackets, rows per CPU-second of the process (what one core does, whatever else runs).\n")
-    print("| benchmark | dataset | rows | synth rows/s | plain Python rows/s | synth ÷ plain | rows flagged (synth / "
-          "plain) |\n|---|---|---|---|---|---|---|")
+    print(f"Load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. Rows/s is wall-clock. "
+          "\"synth, 1 process\": `--workers 1`, with rows per CPU-second of the process in brackets (what one core "
+          f"does, whatever else runs); \"synth, {default_processes()} processes\": the default, one per core, its "
+          "workers started before the clock (their start is in the index table). Each synth arm first checks 2,000 "
+          "rows untimed (caches, page faults), then the median of 3 timed runs is shown; the plain check runs once.\n")
+    print(f"| benchmark | dataset | rows | synth, 1 process | synth, {default_processes()} processes | plain Python "
+          "| synth ÷ plain | rows flagged (synth / plain) |\n|---|---|---|---|---|---|---|---|")
     templates = sorted({row["template"] for row in rows} - {p["template"] for p in paraphrases})
     rng.shuffle(templates)
     held = [p["template"] for p in paraphrases]
@@ -332,7 +337,7 @@ def speed_section(rows: list[dict], paraphrases: list[dict], folder: Path, rng: 
         items = [{"id": f"b{i}", "prompt": r["prompt"], "completion": r["completion"]}
                  for i, r in enumerate(rng.sample(pool, size))]
         as_is = [r for r in rows if r["template"] not in set(held)]
-        checker, grams, stats = _speed_index(items, folder, size)
+        alone, checker, grams, stats = _speed_index(items, folder, size)
         sizes.append((size, *stats))
         plain_flags = None
         for name, dataset in (("T0 as is", as_is), ("2% contaminated", None)):
@@ -342,17 +347,23 @@ def speed_section(rows: list[dict], paraphrases: list[dict], folder: Path, rng: 
                            "completion": ""} for k, item in enumerate(rng.choices(items, k=len(clean) // 50))]
                 dataset = clean + copies
                 rng.shuffle(dataset)
-            ours, ours_cpu, flags = _timed(lambda: check_all(checker, dataset), len(dataset))
+            for warm in (alone, checker):
+                check_all(warm, dataset[:2000])
+            one, one_cpu, flags = _median_timed(lambda: check_all(alone, dataset), len(dataset))
+            ours, _, flags_all = _median_timed(lambda: check_all(checker, dataset), len(dataset))
+            assert flags_all == flags, "the worker processes flagged other rows than one process"
             short = {len(g) for g in grams if len(g) < 13}
             theirs, theirs_cpu, plain_flags_now = _timed(
                 lambda: [plain_check(grams, row, 13, short) for row in dataset], len(dataset))
             plain_flags = plain_flags if plain_flags is not None else plain_flags_now
-            print(f"| {size:,} items | {name} | {len(dataset):,} | {ours:,.0f} ({ours_cpu:,.0f}) | {theirs:,.0f} "
-                  f"({theirs_cpu:,.0f}) | {ours / theirs:.1f}× | {sum(f is not None for f in flags):,} / "
+            print(f"| {size:,} items | {name} | {len(dataset):,} | {one:,.0f} ({one_cpu:,.0f}) | {ours:,.0f} | "
+                  f"{theirs:,.0f} | {ours / theirs:.1f}× | {sum(f is not None for f in flags):,} / "
                   f"{sum(plain_flags_now):,} |")
-    print("\n| benchmark | index build | index load (cached) | index size | plain Python set size |\n|---|---|---|---|---|")
-    for size, build, load, size_mb, plain_mb in sizes:
-        print(f"| {size:,} items | {build:.1f} s | {load:.2f} s | {size_mb:.0f} MB | {plain_mb:.0f} MB |")
+        checker.close()
+    print("\n| benchmark | index build | index load (cached) | workers' start | index size | plain Python set size |"
+          "\n|---|---|---|---|---|---|")
+    for size, build, load, start, size_mb, plain_mb in sizes:
+        print(f"| {size:,} items | {build:.1f} s | {load:.2f} s | {start:.1f} s | {size_mb:.0f} MB | {plain_mb:.0f} MB |")
     end_to_end(rows, folder)
 
 
@@ -361,6 +372,11 @@ def _timed(work, count: int):
     started, cpu = time.perf_counter(), time.process_time()
     result = work()
     return count / (time.perf_counter() - started), count / (time.process_time() - cpu), result
+
+
+def _median_timed(work, count: int, runs: int = 3):
+    """_timed's figures for the run of median wall time among `runs`."""
+    return sorted((_timed(work, count) for _ in range(runs)), key=lambda timing: timing[0])[runs // 2]
 
 
 def _speed_index(items: list[dict], folder: Path, size: int):
@@ -377,13 +393,18 @@ def _speed_index(items: list[dict], folder: Path, size: int):
     started = time.perf_counter()
     checker = Decontaminator.open(config=config)
     load = time.perf_counter() - started
+    started = time.perf_counter()
+    if checker.workers.parallel:
+        checker.workers.start()
+    start = time.perf_counter() - started
+    alone = Decontaminator.open(config=dataclasses.replace(config, workers=1))
     index = checker.indexes[0]
     size_mb = (sum(getattr(index, name).nbytes for name in index.ARRAYS) + index.bitmap.nbytes) / 1e6
     tracemalloc.start()
     grams = plain_index(items, 13)
     plain_mb = tracemalloc.get_traced_memory()[0] / 1e6
     tracemalloc.stop()
-    return checker, grams, (build, load, size_mb, plain_mb)
+    return alone, checker, grams, (build, load, start, size_mb, plain_mb)
 
 
 def end_to_end(rows: list[dict], folder: Path) -> None:

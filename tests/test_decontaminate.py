@@ -382,3 +382,49 @@ def test_a_missing_dataset_is_refused_before_any_index_is_built(tmp_path, bench_
     with pytest.raises(InputFileError, match="no such file or folder"):
         decontaminate(tmp_path / "missing.jsonl", tmp_path / "clean.jsonl", ngram_config(tmp_path, against=[str(bench_file)]))
     assert not (tmp_path / "indexes").exists()
+
+
+# ---- the n-gram stage on several processes ---------------------------------------------------------------
+
+def _many_rows(count: int) -> list[str]:
+    copies = [GSM["question"], f"Please help: {PASSAGE['question']} Thanks.", SHORT["question"].lower()]
+    return [copies[i % 3] if i % 7 == 0 else f"Write note {i} about the {i % 11} red boats in harbour {i % 5}."
+            for i in range(count)]
+
+
+def test_worker_processes_give_the_same_flags_and_a_dead_worker_only_costs_speed(tmp_path, bench_file):
+    import os
+    import signal
+
+    texts = _many_rows(600)
+    alone = Decontaminator.open(config=ngram_config(tmp_path, against=[str(bench_file)], workers=1))
+    expected = alone.check(texts)
+    assert not alone.workers._workers and sum(f is not None for f in expected) == 86
+    lines: list[str] = []
+    with Decontaminator.open(config=ngram_config(tmp_path, against=[str(bench_file)], workers=2),
+                             log=lines.append) as checker:
+        assert checker.check(texts[:200]) == expected[:200] and not checker.workers._workers    # one chunk: alone
+        assert checker.check(texts) == expected
+        worker = checker.workers._workers[0].process
+        assert len(checker.workers._workers) == 1 and worker.pid != os.getpid() and worker.is_alive()
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        assert checker.check(texts) == expected
+        assert len(lines) == 1 and "going on in one process" in lines[0] and not checker.workers.parallel
+        assert checker.summary()["checked"] == 1400
+
+
+def test_closing_stops_the_workers_and_one_process_is_the_same_as_no_workers(tmp_path):
+    from synth.decontam.workers import NgramWorkers
+
+    benchmark = Benchmark("b", "b", [BenchmarkItem(row["id"], row["question"], (row["answer"],)) for row in BENCHMARK])
+    index = NgramIndex.build(benchmark)
+    texts = [[text] for text in _many_rows(1100)]
+    workers = NgramWorkers([index, index], processes=3)
+    found = workers.match(texts)
+    processes = [w.process for w in workers._workers]
+    assert len(processes) == 2 and all(p.is_alive() for p in processes)
+    assert found == NgramWorkers([index, index], processes=1).match(texts) == [index.match(texts)] * 2
+    assert [m.item for m in found[0] if m is not None] == [0, 2, 1] * 52 + [0, 2]
+    workers.close()
+    assert not any(p.is_alive() for p in processes) and all(p.exitcode == 0 for p in processes)

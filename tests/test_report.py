@@ -734,9 +734,13 @@ def test_contamination_and_the_evals_of_trained_students_are_shown(run_folder, e
         "status": "completed", "first": "tuned", "second": "base", "judge": "openai/judge",
         "results": {"pairs": 12, "win_rate": 0.625, "win_rate_ci95": [0.41, 0.8]}}))
     gone = tmp_path / "students" / "s2" / "evals" / "vs-base"
+    damaged = tmp_path / "students" / "s3" / "evals" / "vs-base"
+    damaged.mkdir(parents=True)
+    (damaged / "summary.json").write_text('{"status": "compl')
     write_jsonl(run_folder / "evals.jsonl", [
         {"eval": str(evaluation), "student": str(tmp_path / "students" / "s1"), "win_rate": 0.1},
-        {"eval": str(gone), "student": str(tmp_path / "students" / "s2"), "second": "base", "win_rate": 0.3}])
+        {"eval": str(gone), "student": str(tmp_path / "students" / "s2"), "second": "base", "win_rate": 0.3},
+        {"eval": str(damaged), "student": str(tmp_path / "students" / "s3"), "win_rate": 0.2}])
     paths = build_report(run_folder, embedder=embedder, clusters=3)
     numbers = json.loads(paths.numbers.read_text())
     contamination = numbers["evidence"]["contamination"]
@@ -745,6 +749,7 @@ def test_contamination_and_the_evals_of_trained_students_are_shown(run_folder, e
     evals = {Path(e["eval"]).parent.parent.name: e for e in numbers["evidence"]["evals"]}
     assert evals["s1"]["win_rate"] == 0.625 and evals["s1"]["status"] == "completed"     # the summary, not the pointer
     assert evals["s2"]["status"] == "moved or deleted" and evals["s2"]["win_rate"] == 0.3
+    assert evals["s3"]["status"].startswith(f"unreadable: {damaged / 'summary.json'}: not valid JSON")   # noted, no stop
     page, card = paths.html.read_text(), paths.card.read_text()
     assert "Contamination" in page and "gsm8k-17" in page and "&lt;b&gt;in April" in page and "<b>in April" not in page
     link = os.path.relpath(evaluation / "report.html", paths.html.parent)

@@ -28,6 +28,7 @@ from ..formats import iter_rows, write_rows
 from .benchmarks import Benchmark, BenchmarkItem, load_benchmarks
 from .config import RECOMMENDED_RECALL_THRESHOLD, DecontamConfig
 from .ngram import NgramIndex
+from .workers import NgramWorkers
 
 NGRAM = "ngram"
 PINNED = "benchmarks.json"
@@ -59,8 +60,9 @@ class Flag:
 
 class Decontaminator:
     def __init__(self, benchmarks: list[Benchmark], indexes: list[NgramIndex], gates: list, config: DecontamConfig,
-                 embedder=None):
+                 embedder=None, log: Callable[[str], None] | None = None):
         self.benchmarks, self.indexes, self.gates, self.config = benchmarks, indexes, gates, config
+        self.workers = NgramWorkers(indexes, config.workers, log)
         self.embedder = embedder
         self._items = [{item.id: item for item in b.items} for b in benchmarks]
         self.checked = 0
@@ -101,10 +103,11 @@ class Decontaminator:
                     log(f"embedding the {len(b.items):,} questions of {b.name}")
                 gates.append(benchmark_gate(b, embedder, similarity=hard, recall_threshold=floor, top_k=config.top_k,
                                             index=config.index, verifier=verifier, store=store))
-        return cls(benchmarks, indexes, gates, config, embedder)
+        return cls(benchmarks, indexes, gates, config, embedder, log)
 
     def close(self) -> None:
-        """Nothing to release today (the verifier belongs to whoever opened it); kept so callers can use `with`."""
+        """Stop the n-gram workers, if any started (the verifier belongs to whoever opened it)."""
+        self.workers.close()
 
     def __enter__(self) -> "Decontaminator":
         return self
@@ -121,8 +124,8 @@ class Decontaminator:
         rows = [[("prompt", text), *(extra[i] if extra else ())] for i, text in enumerate(texts)]
         found: list[list[Flag]] = [[] for _ in rows]
         plain = [[text for _, text in row] for row in rows]
-        for position, index in enumerate(self.indexes):
-            for i, match in enumerate(index.match(plain)):
+        for position, matches in enumerate(self.workers.match(plain)):
+            for i, match in enumerate(matches):
                 if match is not None:
                     found[i].append(self._ngram_flag(position, match, rows[i]))
         unflagged = [i for i, flags in enumerate(found) if not flags]

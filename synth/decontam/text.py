@@ -11,12 +11,12 @@ import re
 import unicodedata
 from functools import cache
 
-import numpy as np
 
 # ASCII letters lowered, ASCII digits kept, every other ASCII byte a space; bytes of multi-byte characters untouched.
 _ASCII = bytes((c | 0x20) if chr(c).isalpha() and c < 128 else c if chr(c).isdigit() and c < 128 or c >= 128 else 0x20
                for c in range(256))
 _MAX_PASSES = 4
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
 
 
 def normalize(text: str) -> str:
@@ -34,23 +34,29 @@ def normalize(text: str) -> str:
 
 
 def _pass(text: str) -> str:
+    return b" ".join(_pass_bytes(text).split()).decode("utf-8")
+
+
+def _pass_bytes(text: str) -> bytes:
+    """One pass, as UTF-8, with runs of spaces left in (the words are the same)."""
     if text.isascii():
-        return b" ".join(text.encode("ascii").translate(_ASCII).split()).decode("ascii")
+        return text.encode("ascii").translate(_ASCII)
     # Bytes first: ASCII punctuation and spaces go by the table, and only the words that still hold a non-ASCII
     # character go through the (slow, per-character) Unicode pattern.
-    raw = unicodedata.normalize("NFKC", text).lower().encode("utf-8", "surrogatepass").translate(_ASCII)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    raw = text.lower().encode("utf-8", "surrogatepass").translate(_ASCII)
     pieces, done = [], 0
-    for at in np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) >= 0x80).tolist():   # C speed; re scans slowly
-        if at < done:                                   # in a word already handled
-            continue
-        start = raw.rfind(b" ", 0, at) + 1              # the table turned every ASCII space into b" "
-        end = raw.find(b" ", at)
+    hit = _NON_ASCII.search(raw)
+    while hit:
+        start = raw.rfind(b" ", 0, hit.start()) + 1            # the table turned every ASCII separator into b" "
+        end = raw.find(b" ", hit.start())
         end = len(raw) if end < 0 else end
-        word = raw[start:end].decode("utf-8", "replace")
-        pieces += [raw[done:start], _not_word().sub(" ", word).encode("utf-8")]
+        pieces += [raw[done:start], _not_word().sub(" ", raw[start:end].decode("utf-8", "replace")).encode("utf-8")]
         done = end
+        hit = _NON_ASCII.search(raw, end)
     pieces.append(raw[done:])
-    return b" ".join(b"".join(pieces).split()).decode("utf-8")
+    return b"".join(pieces)
 
 
 @cache
@@ -70,9 +76,15 @@ def _not_word() -> re.Pattern:
 
 
 def normalized_bytes(text: str) -> bytes:
-    """`normalize(text)` as UTF-8, except that ASCII text may keep runs of spaces (its words are the same)."""
+    """`normalize(text)` as UTF-8, except that it may keep runs of spaces (its words are the same)."""
     if text.isascii():
         return text.encode("ascii").translate(_ASCII)
+    raw = _pass_bytes(text)
+    if raw.isascii():
+        return raw
+    once = raw.decode("utf-8")
+    if unicodedata.is_normalized("NFKC", once) and once.lower() == once:
+        return raw
     return normalize(text).encode("utf-8")
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputFileError
 from .reading import RunData, json_file
 from .tables import Link, Table, fmt
 
@@ -42,14 +43,18 @@ def _evals(data: RunData) -> list[dict[str, Any]]:
     latest = {row["eval"]: row for row in data.eval_links}
     found = []
     for folder, row in latest.items():
-        summary = json_file(Path(folder) / "summary.json", advice="")          # {} once the folder is gone
+        try:
+            summary = json_file(Path(folder) / "summary.json", advice="")          # {} once the folder is gone
+            gone = "moved or deleted"
+        except InputFileError as exc:      # another command's folder: its damage is noted, not this report's end
+            summary, gone = {}, f"unreadable: {exc}"
         results = summary.get("results") or {}
         found.append({"eval": folder, "student": row.get("student"), "first": summary.get("first", row.get("first")),
                       "second": summary.get("second", row.get("second")), "judge": summary.get("judge", row.get("judge")),
                       "pairs": results.get("pairs", row.get("pairs")),
                       "win_rate": results.get("win_rate", row.get("win_rate")),
                       "win_rate_ci95": results.get("win_rate_ci95", row.get("win_rate_ci95")),
-                      "status": summary.get("status", row.get("status")) if summary else "moved or deleted",
+                      "status": summary.get("status", row.get("status")) if summary else gone,
                       "report": str(Path(folder) / "report.html")})
     return found
 

@@ -1,9 +1,8 @@
 """Test doubles for synth (e.g. a scripted OpenAI-compatible teacher server)."""
 
-from synth.testing.server import (
+from synth.testing.scripts import (
     FAULT_KINDS,
     Attempt,
-    FakeTeacherServer,
     Fault,
     Reply,
     Script,
@@ -12,6 +11,7 @@ from synth.testing.server import (
     request_key,
     scripted,
 )
+from synth.testing.server import FakeTeacherServer
 
 from synth.testing.batches import BatchPlan
 from synth.testing.faults import (

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..files import read_complete_lines
-from .server import Attempt
+from .scripts import Attempt
 
 TOPICS = ["rivers", "fractions", "sorting", "volcanoes", "interest", "poetry", "gravity", "tariffs", "enzymes"]
 
