@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import resource
 import subprocess
 import sys
 import threading
@@ -91,21 +93,32 @@ def _servers(args: list[str]) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def fleet(tmp: Path, sizes: list[int], capacity: int, latency: float, seconds: float) -> list[dict]:
     rows = []
     for k in sizes:
         in_flight = k * capacity
         n = int(in_flight / latency * seconds)
         proc, urls = _servers(["fleet", str(k), str(capacity), str(latency)])
+        before = _children_cpu()
         try:
             result = _synth(tmp, _queries(tmp, n), urls, in_flight, f"fleet{k}")
         finally:
+            synth_cpu = _children_cpu() - before
             proc.stdin.close()
             proc.wait()
+        servers_cpu = _children_cpu() - before - synth_cpu
         ideal = math.ceil(n / in_flight) * latency
         rows.append({"endpoints": k, "in_flight": in_flight, "requests": n, "records": result["records"],
                      "wall_s": round(result["wall_s"], 2), "capacity_rps": in_flight / latency,
-                     "rps": round(n / result["wall_s"], 1), "fraction": round(ideal / result["wall_s"], 3)})
+                     "rps": round(n / result["wall_s"], 1), "fraction": round(ideal / result["wall_s"], 3),
+                     "synth_cpu_ms": round(1000 * synth_cpu / n, 1), "servers_cpu_ms": round(1000 * servers_cpu / n, 1),
+                     "cpu_ceiling_rps": round(os.cpu_count() * n / (synth_cpu + servers_cpu), 1)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

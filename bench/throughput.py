@@ -17,6 +17,7 @@ one. Each system runs in its own process; peers come from .bench-venv (make benc
 from __future__ import annotations
 
 import argparse
+import os
 import gzip
 import json
 import subprocess
@@ -129,11 +130,15 @@ def fleet_and_auto(args) -> None:
                      "of their own), each working on at most 128 requests at once with an 8 s latency (the rest wait, "
                      "as vLLM queues them): the fleet's capacity is k x 16 req/s. One synth process drives them all with "
                      "`--concurrency` k x 128 (1,024 in flight at k = 8). Fraction = the ideal makespan "
-                     "(ceil(N / in flight) x 8 s) over the measured wall time.\n",
-                     "| endpoints | in flight | requests | records | wall s | capacity req/s | synth req/s | fraction |",
-                     "|---|---|---|---|---|---|---|---|"]
+                     "(ceil(N / in flight) x 8 s) over the measured wall time. CPU ms per request: the synth process's "
+                     "and the servers' process's CPU time (user + system, start-up included) over the requests; the "
+                     f"CPU ceiling is what {os.cpu_count()} cores could serve at that cost, both sides together.\n",
+                     "| endpoints | in flight | requests | records | wall s | capacity req/s | synth req/s | fraction | "
+                     "synth CPU ms/req | servers CPU ms/req | CPU ceiling req/s |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|"]
             lines += [f"| {r['endpoints']} | {r['in_flight']} | {r['requests']} | {r['records']} | {r['wall_s']} | "
-                      f"{r['capacity_rps']:.0f} | {r['rps']} | {r['fraction']} |" for r in rows]
+                      f"{r['capacity_rps']:.0f} | {r['rps']} | {r['fraction']} | {r['synth_cpu_ms']} | "
+                      f"{r['servers_cpu_ms']} | {r['cpu_ceiling_rps']} |" for r in rows]
             _write(args, "Fleet scaling", "\n".join(lines) + "\n")
         if args.auto:
             result = _fleet.auto(tmp, most=10, latency=0.3, n=600, sweep=[2, 4, 8, 16, 32, 64])

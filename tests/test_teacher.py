@@ -327,3 +327,22 @@ def test_pools_are_made_as_the_load_needs_them_not_for_the_setting():
             await teacher.aclose()
     made, most = asyncio.run(picks())
     assert made == 1 and most == 256
+
+
+def test_an_unpriced_model_is_looked_up_in_litellms_map_once(monkeypatch):
+    import litellm
+
+    asked = []
+    real = litellm.cost_per_token
+
+    def counting(**kwargs):
+        asked.append(kwargs["model"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(litellm, "cost_per_token", counting)
+    selfhosted = Prices("openai/my-own-vllm-model")
+    assert [selfhosted.cost(100, 50) for _ in range(5)] == [None] * 5 and not selfhosted.known
+    assert asked == ["openai/my-own-vllm-model"]
+    priced = Prices("gpt-4o-mini")
+    costs = [priced.cost(1000 * k, 0) for k in (1, 2)]
+    assert costs[1] == pytest.approx(2 * costs[0]) and costs[0] > 0 and asked.count("gpt-4o-mini") == 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ class Prices:
         """USD for these tokens, or None when neither the flags nor litellm know a price."""
         if self.given:
             return (prompt_tokens * (self.input_per_m or 0.0) + completion_tokens * (self.output_per_m or 0.0)) / 1e6
+        if not self._litellm_knows:
+            return None
         import litellm
 
         try:
@@ -78,6 +81,18 @@ class Prices:
     @property
     def known(self) -> bool:
         return self.given or bool(self.cost(1_000_000, 1_000_000))
+
+    @cached_property
+    def _litellm_knows(self) -> bool:
+        """Whether litellm's map prices the model, asked once: for a self-hosted model the failed lookup costs more
+        CPU than the rest of a request's handling, and it would be paid on every request."""
+        import litellm
+
+        try:
+            litellm.cost_per_token(model=self.model, prompt_tokens=1, completion_tokens=1)
+        except Exception:  # litellm has no price for self-hosted or unknown models
+            return False
+        return True
 
     def require(self) -> None:
         """--max-cost cannot cap what it cannot price: a one-line error instead of a cap that does nothing."""
