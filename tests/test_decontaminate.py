@@ -415,6 +415,9 @@ def test_worker_processes_give_the_same_flags_and_a_dead_worker_only_costs_speed
 
 
 def test_closing_stops_the_workers_and_one_process_is_the_same_as_no_workers(tmp_path):
+    import os
+    import signal
+
     from synth.decontam.workers import NgramWorkers
 
     benchmark = Benchmark("b", "b", [BenchmarkItem(row["id"], row["question"], (row["answer"],)) for row in BENCHMARK])
@@ -424,6 +427,8 @@ def test_closing_stops_the_workers_and_one_process_is_the_same_as_no_workers(tmp
     found = workers.match(texts)
     processes = [w.process for w in workers._workers]
     assert len(processes) == 2 and all(p.is_alive() for p in processes)
+    os.kill(processes[0].pid, signal.SIGINT)             # Ctrl-C reaches the whole process group: the parent decides
+    assert workers.match(texts) == found and processes[0].is_alive() and workers.parallel
     assert found == NgramWorkers([index, index], processes=1).match(texts) == [index.match(texts)] * 2
     assert [m.item for m in found[0] if m is not None] == [0, 2, 1] * 52 + [0, 2]
     workers.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from multiprocessing.connection import Connection
 from typing import Callable
 
@@ -109,6 +110,7 @@ class _Worker:
 
 def _serve(conn: Connection, parents_end: Connection, indexes: list[NgramIndex]) -> None:
     parents_end.close()                 # so a parent that dies ends the loop below with EOFError
+    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the parent's to handle; no traceback from here
     while True:
         try:
             texts = conn.recv()
