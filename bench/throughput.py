@@ -17,9 +17,9 @@ one. Each system runs in its own process; peers come from .bench-venv (make benc
 from __future__ import annotations
 
 import argparse
-import os
 import gzip
 import json
+import os
 import subprocess
 import sys
 import tempfile

@@ -48,7 +48,7 @@ class DecontamConfig(CallSettings):
     index: str = setting("auto", "auto (exact search up to 1M items), flat or hnsw.", choices=("auto", "flat", "hnsw"))
     batch_size: int = setting(512, "Rows checked together.", min=1, max=1_000_000)
     workers: int | None = setting(None, "Processes for the n-gram stage (default: one per core; 1 keeps it in this "
-                                        "process). A batch is split only when each process gets 128 rows or more.",
+                                        "process). A batch is split in chunks of 256 rows, so only a batch of more than 256 rows is shared out.",
                                   min=1, max=256)
     index_dir: str | None = setting(None, "Folder for built benchmark indexes (default: ~/.cache/synth/decontam, or "
                                           "$SYNTH_CACHE_DIR/decontam).")

@@ -42,7 +42,6 @@ class NgramIndex:
 
     def __init__(self, n: int, arrays: dict[str, np.ndarray], stats: dict[str, int]):
         self.n, self.stats = n, stats
-        self.path: Path | None = None               # the file it was saved to or loaded from
         self.keys = arrays["keys"]                  # sorted, unique uint64
         self.owner_starts = arrays["owner_starts"]  # per key, where its segments start in `owners`
         self.owners = arrays["owners"]              # segment numbers
@@ -115,7 +114,6 @@ class NgramIndex:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-            self.path = path
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -129,9 +127,7 @@ class NgramIndex:
             meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
             if meta.get("version") != FORMAT_VERSION:
                 return None
-            index = cls(int(meta["n"]), arrays, meta["stats"])
-            index.path = Path(path)
-            return index
+            return cls(int(meta["n"]), arrays, meta["stats"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

@@ -11,7 +11,6 @@ import re
 import unicodedata
 from functools import cache
 
-
 # ASCII letters lowered, ASCII digits kept, every other ASCII byte a space; bytes of multi-byte characters untouched.
 _ASCII = bytes((c | 0x20) if chr(c).isalpha() and c < 128 else c if chr(c).isdigit() and c < 128 or c >= 128 else 0x20
                for c in range(256))
@@ -27,10 +26,15 @@ def normalize(text: str) -> str:
     is passed again."""
     once = _pass(text)
     for _ in range(_MAX_PASSES):
-        if once.isascii() or (unicodedata.is_normalized("NFKC", once) and once.lower() == once):
+        if _settled(once):
             return once
         once = _pass(once)
     return once
+
+
+def _settled(once: str) -> bool:
+    """Whether another pass would change nothing: ASCII, or NFKC and lower case already."""
+    return once.isascii() or (unicodedata.is_normalized("NFKC", once) and once.lower() == once)
 
 
 def _pass(text: str) -> str:
@@ -80,12 +84,7 @@ def normalized_bytes(text: str) -> bytes:
     if text.isascii():
         return text.encode("ascii").translate(_ASCII)
     raw = _pass_bytes(text)
-    if raw.isascii():
-        return raw
-    once = raw.decode("utf-8")
-    if unicodedata.is_normalized("NFKC", once) and once.lower() == once:
-        return raw
-    return normalize(text).encode("utf-8")
+    return raw if _settled(raw.decode("utf-8")) else normalize(text).encode("utf-8")
 
 
 def words(text: str) -> list[bytes]:

@@ -67,7 +67,7 @@ class Prices:
         """USD for these tokens, or None when neither the flags nor litellm know a price."""
         if self.given:
             return (prompt_tokens * (self.input_per_m or 0.0) + completion_tokens * (self.output_per_m or 0.0)) / 1e6
-        if not self._litellm_knows:
+        if not self.litellm_knows:
             return None
         import litellm
 
@@ -83,7 +83,7 @@ class Prices:
         return self.given or bool(self.cost(1_000_000, 1_000_000))
 
     @cached_property
-    def _litellm_knows(self) -> bool:
+    def litellm_knows(self) -> bool:
         """Whether litellm's map prices the model, asked once: for a self-hosted model the failed lookup costs more
         CPU than the rest of a request's handling, and it would be paid on every request."""
         import litellm

@@ -326,7 +326,7 @@ class LiteLLMTeacher:
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        if self.prices.given or not self.prices.known:
+        if self.prices.given or not self.prices.litellm_knows:
             cost = self.prices.cost(prompt_tokens, completion_tokens) or 0.0
         else:
             try:
