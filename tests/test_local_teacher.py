@@ -1,5 +1,11 @@
 """End to end with the real embedded teacher: SmolLM2-135M under llama.cpp's server, over litellm's HTTP path."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 import synth
@@ -44,3 +50,52 @@ def test_magpie_on_the_embedded_teacher_writes_and_answers_its_own_queries(tmp_p
     if result.records:
         record = synth.load_records(tmp_path / "run")[0]
         assert record["task"]["origin"] == "magpie" and schema_errors(record) == []
+
+
+def test_the_server_loads_the_model_without_extra_buffer_types():
+    """llama.cpp's AMX buffer type crashes on the first request on virtual machines with AMX; synth's launcher
+    turns the extra buffer types off before llama_cpp.server loads the model."""
+    code = ("import llama_cpp.llama_cpp as b\n"
+            "before = b.llama_model_default_params().use_extra_bufts\n"
+            "from synth.teacher.llama_server import _without_extra_buffer_types\n"
+            "_without_extra_buffer_types()\n"
+            "print(before, b.llama_model_default_params().use_extra_bufts)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_teacher_process_that_dies_stops_the_run_at_once_with_one_line(tmp_path):
+    """Killed under a run, the embedded server is named as dead right away (not waited for through --max-outage,
+    which is an hour here: the subprocess timeout would fail the test first); nothing written is lost."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "synth", "generate", "--teacher", "local", "--num", "40",
+                             "--max-tokens", "200", "--max-outage", "3600", "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        server = _llama_child(proc.pid)
+        deadline = time.monotonic() + 240
+        while not (run / "data.jsonl").is_file() or not (run / "data.jsonl").stat().st_size:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never wrote a record"
+            time.sleep(0.5)
+        server.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    written = len(synth.load_records(run))
+    assert proc.returncode != 0 and written >= 1
+    assert "killed by SIGKILL" in err and "--resume" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "killed by SIGKILL" in line]) == 1
+
+
+def _llama_child(pid: int):
+    import psutil
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for child in psutil.Process(pid).children(recursive=True):
+            if "synth.teacher.llama_server" in " ".join(child.cmdline()):
+                return child
+        time.sleep(0.2)
+    raise AssertionError("the embedded teacher's server never started")

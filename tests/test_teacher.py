@@ -256,6 +256,9 @@ def test_a_local_run_labels_its_cache_key(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return False
 
+        def exit_reason(self):
+            return None
+
     monkeypatch.setattr("synth.teacher.session.LocalTeacherServer", Server)
     with TeacherSession("local", GenerateConfig(concurrency=8), folder=tmp_path) as teacher:
         options = teacher.options

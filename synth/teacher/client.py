@@ -14,7 +14,7 @@ import contextvars
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
@@ -69,6 +69,7 @@ class LiteLLMTeacher:
         self._succeeded = False      # ...and at least once with a usable reply
         self._refusals = 0
         self._bad_requests = 0
+        self.process_died: Callable[[], str | None] = lambda: None   # the embedded teacher's process, when it is one
         urls = options.endpoints or ([options.api_base] if options.api_base else [None])
         self.fleet = Fleet(urls, self._api_key, options.concurrency, options.timeout) \
             if self._provider() == "openai" else None
@@ -216,7 +217,10 @@ class LiteLLMTeacher:
 
     def _check_reachable(self, error: TransientTeacherError) -> None:
         """A teacher that has never answered and refuses every connection is a wrong address, not an outage:
-        stop with one line instead of waiting out --max-outage."""
+        stop with one line instead of waiting out --max-outage. So is a teacher process of synth's own that died."""
+        died = self.process_died()
+        if died:
+            raise FatalTeacherError("unreachable", f"{died}; nothing of the run is lost: go on with --resume")
         if error.reason != "unreachable":
             self._answered = True
             return

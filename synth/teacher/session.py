@@ -139,4 +139,7 @@ class TeacherSession(contextlib.ExitStack):
         if self.budget is None:
             self.budget = Budget.with_ledger(self.settings.max_cost, self.folder / SPEND_FILE)
             self.callback(self.budget.close)
-        return LiteLLMTeacher(options, cache=self.cache, budget=self.budget, api_key=api_key, check_key=False)
+        teacher = LiteLLMTeacher(options, cache=self.cache, budget=self.budget, api_key=api_key, check_key=False)
+        if self.model == LOCAL:
+            teacher.process_died = server.exit_reason
+        return teacher
