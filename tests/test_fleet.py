@@ -10,7 +10,7 @@ import pytest
 import synth
 from synth.generation.config import GenerateConfig
 from synth.teacher.fleet import Fleet
-from synth.teacher.ratelimit import AdaptiveLimit
+from synth.teacher.ratelimit import CUT, AdaptiveLimit
 from synth.testing import FakeTeacherServer, Reply, explain_reply
 
 from test_cli import synth_cli
@@ -89,7 +89,7 @@ def test_a_fleet_keeps_going_when_one_server_dies_and_comes_back(tmp_path):
     assert len({r["id"] for r in records}) == 240                       # nothing lost, nothing twice
 
 
-def test_adaptive_concurrency_grows_on_replies_and_halves_on_429s():
+def test_adaptive_concurrency_grows_on_replies_and_cuts_on_429s():
     async def scenario():
         limit = AdaptiveLimit(start=4, low=1, high=64)
         for _ in range(40):
@@ -104,7 +104,7 @@ def test_adaptive_concurrency_grows_on_replies_and_halves_on_429s():
         return grown, cut, limit.limit
 
     grown, cut, again = asyncio.run(scenario())
-    assert grown > 8 and cut == pytest.approx(grown / 2) and again == cut
+    assert grown > 8 and cut == pytest.approx(grown * CUT) and again == cut and CUT < 1
 
 
 def test_adaptive_concurrency_backs_off_from_latency_that_doubles():
