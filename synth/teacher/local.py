@@ -95,7 +95,7 @@ class LocalTeacherServer:
         if code is None:
             return None
         how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
-        return f"the embedded llama.cpp teacher {how} ({self._tail()})"
+        return f"the embedded llama.cpp teacher {how} (its last line: {self._tail()[:160]})"
 
     def _tail(self) -> str:
         if not self._log:
