@@ -113,9 +113,11 @@ def decoding(args) -> dict:
                   f"{results[name]['seconds']} s, {results[name]['tokens_per_s']} tokens/s", flush=True)
         rounds.append(results)
     same = sum(a == b for a, b in zip(answers["synth"], answers["one-by-one"]))
-    ratios = sorted(r["synth"]["tokens_per_s"] / r["one-by-one"]["tokens_per_s"] for r in rounds)
-    versus_hf = sorted(r["synth"]["tokens_per_s"] / r["hf-batched"]["tokens_per_s"] for r in rounds)
-    ratio, median = statistics.median(ratios), rounds[_median_index(rounds)]
+    per_round = [r["synth"]["tokens_per_s"] / r["one-by-one"]["tokens_per_s"] for r in rounds]
+    versus_hf = [r["synth"]["tokens_per_s"] / r["hf-batched"]["tokens_per_s"] for r in rounds]
+    ratios = sorted(per_round)
+    ratio = statistics.median(ratios)
+    median = rounds[sorted(range(len(rounds)), key=per_round.__getitem__)[len(rounds) // 2]]   # the table's round
     print(f"synth batched / one-by-one: {ratio:.2f}x at batch {args.batch}, median of {len(rounds)} rounds "
           f"({', '.join(f'{r:.2f}' for r in ratios)}; {same}/{len(prompts)} answers token-identical); "
           f"synth / hf-batched: {statistics.median(versus_hf):.2f}x")
@@ -123,12 +125,6 @@ def decoding(args) -> dict:
             "prompts": len(prompts), "batch": args.batch, "new_tokens": args.new_tokens, "arms": median,
             "rounds": rounds, "speedup_vs_one_by_one": round(ratio, 2),
             "speedup_per_round": [round(r, 2) for r in ratios], "identical_answers": same}
-
-
-def _median_index(rounds: list[dict]) -> int:
-    """The round whose synth / one-by-one ratio is the median (its arms are the ones the table shows)."""
-    ratio = [r["synth"]["tokens_per_s"] / r["one-by-one"]["tokens_per_s"] for r in rounds]
-    return sorted(range(len(rounds)), key=ratio.__getitem__)[len(rounds) // 2]
 
 
 def demo() -> dict:

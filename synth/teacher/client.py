@@ -52,7 +52,8 @@ class _Bill:
 
 class LiteLLMTeacher:
     def __init__(self, options: TeacherOptions, *, cache: RequestCache | None = None,
-                 budget: Budget | None = None, api_key: str | None = None, check_key: bool = True):
+                 budget: Budget | None = None, api_key: str | None = None, check_key: bool = True,
+                 process_died: Callable[[], str | None] = lambda: None):
         import litellm
 
         litellm.suppress_debug_info = True
@@ -69,7 +70,7 @@ class LiteLLMTeacher:
         self._succeeded = False      # ...and at least once with a usable reply
         self._refusals = 0
         self._bad_requests = 0
-        self.process_died: Callable[[], str | None] = lambda: None   # the embedded teacher's process, when it is one
+        self.process_died = process_died   # how the embedded teacher's process died, None while it runs
         urls = options.endpoints or ([options.api_base] if options.api_base else [None])
         self.fleet = Fleet(urls, self._api_key, options.concurrency, options.timeout) \
             if self._provider() == "openai" else None

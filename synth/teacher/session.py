@@ -127,19 +127,17 @@ class TeacherSession(contextlib.ExitStack):
 
     def _open(self) -> LiteLLMTeacher:
         options = self.settings.options(self.model, self.purpose, **self.changes)
-        api_key = self.api_key
+        api_key, process_died = self.api_key, (lambda: None)
         if self.model == LOCAL:
             server = self.enter_context(LocalTeacherServer())
             options.model, options.api_base, options.endpoints = server.model, server.api_base, []
             options.concurrency, options.adaptive, options.cache_label = 1, False, LOCAL
-            api_key = "sk-local"
+            api_key, process_died = "sk-local", server.exit_reason
         if self.cache is None:
             self.cache = RequestCache(Path(self.settings.cache) if self.settings.cache else self.folder / CACHE_FILE)
             self.callback(self.cache.close)
         if self.budget is None:
             self.budget = Budget.with_ledger(self.settings.max_cost, self.folder / SPEND_FILE)
             self.callback(self.budget.close)
-        teacher = LiteLLMTeacher(options, cache=self.cache, budget=self.budget, api_key=api_key, check_key=False)
-        if self.model == LOCAL:
-            teacher.process_died = server.exit_reason
-        return teacher
+        return LiteLLMTeacher(options, cache=self.cache, budget=self.budget, api_key=api_key, check_key=False,
+                              process_died=process_died)
