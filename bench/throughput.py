@@ -124,21 +124,34 @@ def fleet_and_auto(args) -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.fleet:
-            rows = _fleet.fleet(tmp, [1, 2, 4, 8], capacity=128, latency=8.0, seconds=24.0)
+            rows = [row for client in ("openai", "litellm") for row in
+                    _fleet.fleet(tmp, [1, 2, 4, 8], capacity=128, latency=8.0, seconds=48.0, client=client, jitter=0.25)]
+            lockstep = _fleet.fleet(tmp, [8], capacity=128, latency=8.0, seconds=24.0, client="openai")[0]
             lines = [f"\n## Fleet scaling ({time.strftime('%Y-%m-%d')})\n",
                      "Command: `.venv/bin/python bench/throughput.py --fleet --write`. k loopback servers (one process "
-                     "of their own), each working on at most 128 requests at once with an 8 s latency (the rest wait, "
-                     "as vLLM queues them): the fleet's capacity is k x 16 req/s. One synth process drives them all with "
-                     "`--concurrency` k x 128 (1,024 in flight at k = 8). Fraction = the ideal makespan "
-                     "(ceil(N / in flight) x 8 s) over the measured wall time. CPU ms per request: the synth process's "
-                     "and the servers' process's CPU time (user + system, start-up included) over the requests; the "
-                     f"CPU ceiling is what {os.cpu_count()} cores could serve at that cost, both sides together.\n",
-                     "| endpoints | in flight | requests | records | wall s | capacity req/s | synth req/s | fraction | "
-                     "synth CPU ms/req | servers CPU ms/req | CPU ceiling req/s |",
-                     "|---|---|---|---|---|---|---|---|---|---|---|"]
-            lines += [f"| {r['endpoints']} | {r['in_flight']} | {r['requests']} | {r['records']} | {r['wall_s']} | "
-                      f"{r['capacity_rps']:.0f} | {r['rps']} | {r['fraction']} | {r['synth_cpu_ms']} | "
-                      f"{r['servers_cpu_ms']} | {r['cpu_ceiling_rps']} |" for r in rows]
+                     "of their own), each working on at most 128 requests at once (the rest wait, as vLLM queues "
+                     "them); a query's latency is fixed by its text and spread evenly over 6-10 s (8 s mean), as "
+                     "real answers differ in length, so the fleet's capacity is k x 16 req/s. One synth process "
+                     "drives them all with `--concurrency` k x 128 (1,024 in flight at k = 8), 48 s of the fleet's "
+                     "work each. Fraction = the ideal makespan over the measured wall time (start-up included); the "
+                     "ideal is what a client that costs nothing would take with the same latencies: the queries "
+                     "sent in order, each place refilled the moment its reply comes. `--client openai` is synth's "
+                     "own wire client; `litellm` (the default) is the baseline, measured in the same run. CPU ms "
+                     "per request: the synth process's and the servers' process's CPU time (user + system, start-up "
+                     "included) over the requests; the CPU ceiling is what "
+                     f"{os.cpu_count()} cores could serve at that cost, both sides together.\n",
+                     "| client | endpoints | in flight | requests | records | wall s | ideal s | capacity req/s | "
+                     "synth req/s | fraction | synth CPU ms/req | servers CPU ms/req | CPU ceiling req/s |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            lines += [f"| {r['client']} | {r['endpoints']} | {r['in_flight']} | {r['requests']} | {r['records']} | "
+                      f"{r['wall_s']} | {r['ideal_s']} | {r['capacity_rps']:.0f} | {r['rps']} | {r['fraction']} | "
+                      f"{r['synth_cpu_ms']} | {r['servers_cpu_ms']} | {r['cpu_ceiling_rps']} |" for r in rows]
+            by = {(r["client"], r["endpoints"]): r for r in rows}
+            lines.append("\nThe wire client against litellm, same run: " + ", ".join(
+                f"{k} endpoint{'s' if k > 1 else ''} {by['openai', k]['fraction'] / by['litellm', k]['fraction']:.2f}x"
+                for k in (1, 2, 4, 8)) + f". With every reply in lockstep instead (a fixed 8 s latency, 3 waves of "
+                f"1,024 at 8 endpoints, so each wave's replies all land at once) the wire client reaches "
+                f"{lockstep['fraction']} ({lockstep['rps']} req/s).")
             _write(args, "Fleet scaling", "\n".join(lines) + "\n")
         if args.auto:
             result = _fleet.auto(tmp, most=10, latency=0.3, n=600, sweep=[2, 4, 8, 16, 32, 64])

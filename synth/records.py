@@ -29,7 +29,23 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
+@cache
+def _fast_check() -> Any:
+    """The same schema compiled to Python by fastjsonschema: about 50 times faster on a valid record, which every
+    record synth writes should be. It only says "valid" early; every verdict of "invalid", and every message, is
+    jsonschema's. The schema's keywords are all draft-07's, which fastjsonschema compiles."""
+    import fastjsonschema
+
+    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    return fastjsonschema.compile({**schema, "$schema": "http://json-schema.org/draft-07/schema#"})
+
+
 def schema_errors(record: dict[str, Any]) -> list[str]:
+    try:
+        _fast_check()(record)
+        return []
+    except Exception:  # fastjsonschema found a fault (or could not tell): jsonschema judges it and words it
+        pass
     return [f"{'/'.join(map(str, e.absolute_path)) or '<record>'}: {e.message}" for e in _validator().iter_errors(record)]
 
 

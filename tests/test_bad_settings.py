@@ -64,6 +64,15 @@ def test_a_model_without_a_provider_is_named_before_anything_runs(tmp_path):
     assert result.returncode == 2 and not (tmp_path / "run").exists()
 
 
+def test_the_wire_client_without_an_address_or_with_an_unknown_name_is_one_line(tmp_path):
+    result = synth_cli("generate", "--teacher", "openai/gpt-4o", "--client", "openai", "--out", str(tmp_path / "run"))
+    assert_one_line_error(result, "--client openai", "--api-base")
+    assert not (tmp_path / "run").exists()
+    result = synth_cli("generate", "--client", "vllm", "--out", str(tmp_path / "run"))
+    assert_one_line_error(result, "--client", "litellm")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_missing_verifier_key_leaves_no_folder_behind(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(MissingKeyError):

@@ -57,7 +57,8 @@ def test_the_fleet_sends_to_the_least_loaded_fastest_endpoint_and_takes_a_failin
     assert stats["failures"] == 3 and stats["times_taken_out"] == 1
 
 
-def test_a_fleet_keeps_going_when_one_server_dies_and_comes_back(tmp_path):
+@pytest.mark.parametrize("client", ["litellm", "openai"])
+def test_a_fleet_keeps_going_when_one_server_dies_and_comes_back(tmp_path, client):
     script = lambda body, attempt: Reply(explain_reply(body).content, delay=0.1)        # noqa: E731
     servers = [FakeTeacherServer(script).start() for _ in range(3)]
     port = servers[2].port
@@ -74,7 +75,7 @@ def test_a_fleet_keeps_going_when_one_server_dies_and_comes_back(tmp_path):
         killer.start()
         result = synth.generate(queries=str(queries(tmp_path, 240)), out=str(tmp_path / "run"),
                                 teacher="openai/fake-teacher", api_base=",".join(s.url for s in servers),
-                                concurrency=6, max_retries=3)
+                                concurrency=6, max_retries=3, client=client)
         killer.join()
         back = len(servers[2].attempts)
     finally:

@@ -32,6 +32,24 @@ def test_local_teacher_makes_valid_records(tmp_path):
         assert record["system_message"]["text"]
 
 
+def test_the_wire_client_answers_queries_with_the_embedded_teacher(tmp_path):
+    """--client openai on the real model: llama.cpp's server speaks the same wire format as vLLM's."""
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "q1", "instruction": "Name a primary colour."}\n'
+                       '{"id": "q2", "instruction": "Why is the sky blue?"}\n')
+    out = subprocess.run([sys.executable, "-m", "synth", "generate", "--teacher", "local", "--client", "openai",
+                          "--queries", str(queries), "--max-tokens", "200", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    records = synth.load_records(tmp_path / "run")
+    rejected = tmp_path / "run" / "rejected.jsonl"
+    assert len(records) + (len(rejected.read_text().splitlines()) if rejected.exists() else 0) >= 2
+    for record in records:
+        assert schema_errors(record) == [] and record["response"].strip()
+        assert record["provenance"]["teacher"] == "openai/smollm2-135m-instruct"
+        assert record["provenance"]["usage"]["completion_tokens"] > 0
+
+
 def test_server_stops_with_its_context():
     with LocalTeacherServer() as server:
         process = server._proc

@@ -176,3 +176,48 @@ def test_the_verifier_is_booked_in_the_manifest_beside_the_teacher(tmp_path):
     assert usage["total_cost_usd"] == pytest.approx(usage["cost_usd"] + usage["verifier"]["cost_usd"], abs=1e-6)
     stages = Counter(t["novelty"]["stage"] for t in read_complete_lines(tmp_path / "run" / "tasks.jsonl") if "novelty" in t)
     assert stages["llm_verifier"] >= 1
+
+
+def test_the_fast_schema_check_never_passes_a_record_jsonschema_rejects(teacher_server, tmp_path):
+    """schema_errors() asks a compiled copy of the schema first; on every record it must agree with jsonschema's
+    own verdict, so a fault cannot slip through the fast path."""
+    import copy
+    import random
+
+    from synth.records import _fast_check, _validator
+
+    run(teacher_server, tmp_path / "run", num=4)
+    record = next(read_complete_lines(tmp_path / "run" / "data.jsonl"))
+    rng = random.Random(7)
+    wrong = [None, True, 1, -1, 2.5, "", "x", [], {}, "2026-13-40T99:00:00Z", "rec-XYZ"]
+
+    def paths(node, prefix=()):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield prefix + (key,)
+                yield from paths(value, prefix + (key,))
+
+    every = list(paths(record))
+    verdicts = {True: 0, False: 0}
+    for _ in range(600):
+        mutant = copy.deepcopy(record)
+        *parent, key = rng.choice(every)
+        holder = mutant
+        for step in parent:
+            holder = holder[step]
+        if rng.random() < 0.25:
+            del holder[key]
+        elif rng.random() < 0.15:
+            holder[key + "_extra"] = 1
+        else:
+            holder[key] = rng.choice(wrong)
+        slow_valid = not list(_validator().iter_errors(mutant))
+        try:
+            _fast_check()(mutant)
+            fast_valid = True
+        except Exception:
+            fast_valid = False
+        assert not (fast_valid and not slow_valid), (parent, key, mutant)
+        assert (schema_errors(mutant) == []) == slow_valid
+        verdicts[slow_valid] += 1
+    assert verdicts[False] > 300 and verdicts[True] > 0     # both kinds of record were tried

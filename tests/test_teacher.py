@@ -15,11 +15,13 @@ from synth.teacher.client import LiteLLMTeacher, TeacherOptions, check_api_key
 from synth.testing import FakeTeacherServer, Fault, Reply, http_date, scripted
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
+# litellm (the default) and synth's own wire client (--client openai) must behave the same on the wire
+BOTH_CLIENTS = pytest.mark.parametrize("client", ["litellm", "openai"])
 
 
-def make_teacher(server, **overrides):
+def make_teacher(server, client="litellm", **overrides):
     options = TeacherOptions(model="openai/fake-teacher", api_base=server.url, max_retries=2, timeout=3.0,
-                             backoff_base=0.01, backoff_max=0.05)
+                             backoff_base=0.01, backoff_max=0.05, client=client)
     for key, value in overrides.pop("options", {}).items():
         setattr(options, key, value)
     return LiteLLMTeacher(options, api_key="sk-test", **overrides)
@@ -29,26 +31,29 @@ def ask(teacher, messages=MESSAGES):
     return asyncio.run(teacher.complete(messages))
 
 
-def test_completion_with_usage():
+@BOTH_CLIENTS
+def test_completion_with_usage(client):
     with FakeTeacherServer(scripted([Reply("Hello there.", prompt_tokens=7, completion_tokens=3)])) as server:
-        completion = ask(make_teacher(server))
+        completion = ask(make_teacher(server, client))
     assert completion.text == "Hello there."
     assert completion.finish_reason == "stop"
     assert completion.usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
     assert len(server.attempts) == 1
 
 
-def test_transient_error_is_retried_once_by_one_layer():
+@BOTH_CLIENTS
+def test_transient_error_is_retried_once_by_one_layer(client):
     with FakeTeacherServer(scripted([Fault("status", status=503), Reply("ok")])) as server:
-        completion = ask(make_teacher(server))
+        completion = ask(make_teacher(server, client))
     assert completion.text == "ok" and completion.attempts == 2
     assert len(server.attempts) == 2
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408, 409])
-def test_always_failing_request_reaches_server_exactly_1_plus_max_retries(status):
+@BOTH_CLIENTS
+def test_always_failing_request_reaches_server_exactly_1_plus_max_retries(status, client):
     with FakeTeacherServer(scripted([Fault("status", status=status)])) as server:
-        teacher = make_teacher(server, options={"max_retries": 3})
+        teacher = make_teacher(server, client, options={"max_retries": 3})
         with pytest.raises(TransientTeacherError):
             ask(teacher)
     assert len(server.attempts) == 4
@@ -59,11 +64,12 @@ def test_always_failing_request_reaches_server_exactly_1_plus_max_retries(status
     lambda: {"retry-after-ms": "1000"},
     lambda: {"Retry-After": http_date(time.time() + 2)},   # an HTTP date has whole-second resolution
 ], ids=["seconds", "ms", "http-date"])
-def test_retry_after_is_honoured(make_headers):
+@BOTH_CLIENTS
+def test_retry_after_is_honoured(make_headers, client):
     headers = make_headers()
     fault = Fault("status", status=429, headers=headers, error_type="rate_limit_exceeded", error_code="rate_limit_exceeded")
     with FakeTeacherServer(scripted([fault, Reply("ok")])) as server:
-        ask(make_teacher(server))
+        ask(make_teacher(server, client))
         first, second = server.attempts
     assert second.at - first.at >= 0.9
 
@@ -73,18 +79,20 @@ def test_retry_after_is_honoured(make_headers):
     (Fault("status", status=429, error_type="insufficient_quota", error_code="insufficient_quota",
            message="You exceeded your current quota"), "insufficient_quota"),
 ])
-def test_no_retry_on_bad_key_or_exhausted_quota(fault, reason):
+@BOTH_CLIENTS
+def test_no_retry_on_bad_key_or_exhausted_quota(fault, reason, client):
     with FakeTeacherServer(scripted([fault])) as server:
         with pytest.raises(FatalTeacherError) as info:
-            ask(make_teacher(server))
+            ask(make_teacher(server, client))
     assert info.value.reason == reason
     assert len(server.attempts) == 1
 
 
 @pytest.mark.parametrize("fault", [Fault("silence", hold=30), Fault("drip", interval=0.5, message="x" * 200)])
-def test_deadline_cannot_be_stretched(fault):
+@BOTH_CLIENTS
+def test_deadline_cannot_be_stretched(fault, client):
     with FakeTeacherServer(scripted([fault])) as server:
-        teacher = make_teacher(server, options={"timeout": 1.0, "max_retries": 1})
+        teacher = make_teacher(server, client, options={"timeout": 1.0, "max_retries": 1})
         start = time.monotonic()
         with pytest.raises(TransientTeacherError):
             ask(teacher)
@@ -94,10 +102,11 @@ def test_deadline_cannot_be_stretched(fault):
 
 
 @pytest.mark.parametrize("finish, reason", [("length", "finish_length"), ("content_filter", "finish_content_filter")])
-def test_bad_finish_reason_is_a_failure_not_a_record(finish, reason):
+@BOTH_CLIENTS
+def test_bad_finish_reason_is_a_failure_not_a_record(finish, reason, client):
     with FakeTeacherServer(scripted([Reply("truncated ans" if finish != "content_filter" else "", finish_reason=finish)])) as server:
         with pytest.raises(TeacherError) as info:
-            ask(make_teacher(server))
+            ask(make_teacher(server, client))
     assert info.value.reason == reason
     assert len(server.attempts) == 1
 
@@ -198,11 +207,12 @@ def test_failed_probes_are_free_only_up_to_max_retries():
     assert sum(per_request.values()) > 2 * (1 + 2), per_request
 
 
-def test_reply_with_no_finish_reason_is_retried_and_never_saved(tmp_path):
+@BOTH_CLIENTS
+def test_reply_with_no_finish_reason_is_retried_and_never_saved(tmp_path, client):
     cut = "This reply was cut off mid-sent"
     with FakeTeacherServer(scripted([Reply(cut, finish_reason=None), Reply("The whole answer.")])) as server:
         cache = RequestCache(tmp_path / "cache.sqlite")
-        completion = ask(make_teacher(server, cache=cache))
+        completion = ask(make_teacher(server, client, cache=cache))
         cache.close()
         assert [a.finish_reason for a in server.attempts] == [None, "stop"]
     assert completion.text == "The whole answer." and completion.attempts == 2
@@ -211,14 +221,15 @@ def test_reply_with_no_finish_reason_is_retried_and_never_saved(tmp_path):
         assert cut.encode() not in path.read_bytes()
 
 
-def test_given_prices_feed_cost_and_reservation():
+@BOTH_CLIENTS
+def test_given_prices_feed_cost_and_reservation(client):
     with FakeTeacherServer(scripted([Reply("ok", prompt_tokens=1000, completion_tokens=500)])) as server:
-        teacher = make_teacher(server, budget=Budget(cap=1.0),
+        teacher = make_teacher(server, client, budget=Budget(cap=1.0),
                                options={"input_cost": 2.0, "output_cost": 8.0, "max_tokens": 500})
         completion = ask(teacher)
         assert completion.cost == pytest.approx((1000 * 2.0 + 500 * 8.0) / 1e6)
         assert teacher.budget.spent == pytest.approx(completion.cost)
-        capped = make_teacher(server, budget=Budget(cap=0.001), options={"input_cost": 2.0, "output_cost": 8.0})
+        capped = make_teacher(server, client, budget=Budget(cap=0.001), options={"input_cost": 2.0, "output_cost": 8.0})
         with pytest.raises(BudgetExceeded):                 # 1024 completion tokens at $8/M is more than $0.001
             ask(capped)
         assert len(server.attempts) == 1
@@ -266,12 +277,13 @@ def test_a_local_run_labels_its_cache_key(tmp_path, monkeypatch):
         Server.model, Server.api_base, 1, "local")
 
 
-def test_a_cut_reply_is_paid_for_and_counted_against_the_cap():
+@BOTH_CLIENTS
+def test_a_cut_reply_is_paid_for_and_counted_against_the_cap(client):
     one = (1000 * 2.0 + 500 * 8.0) / 1e6
     replies = [Reply("cut sho", finish_reason=None, prompt_tokens=1000, completion_tokens=500),
                Reply("whole", prompt_tokens=1000, completion_tokens=500)]
     with FakeTeacherServer(scripted(replies)) as server:
-        teacher = make_teacher(server, budget=Budget(cap=1.0), options={"input_cost": 2.0, "output_cost": 8.0})
+        teacher = make_teacher(server, client, budget=Budget(cap=1.0), options={"input_cost": 2.0, "output_cost": 8.0})
         completion = ask(teacher)
     assert completion.cost == pytest.approx(one)                       # the record's own reply
     assert teacher.budget.spent == pytest.approx(2 * one) == teacher.usage.cost   # what the server billed
@@ -349,3 +361,39 @@ def test_an_unpriced_model_is_looked_up_in_litellms_map_once(monkeypatch):
     priced = Prices("gpt-4o-mini")
     costs = [priced.cost(1000 * k, 0) for k in (1, 2)]
     assert costs[1] == pytest.approx(2 * costs[0]) and costs[0] > 0 and asked.count("gpt-4o-mini") == 3
+
+
+@BOTH_CLIENTS
+@pytest.mark.parametrize("fault", [Fault("malformed"), Fault("reset"), Fault("html", status=502, message="bad gateway")],
+                         ids=["malformed", "reset", "html-502"])
+def test_a_garbled_or_dropped_reply_is_retried(fault, client):
+    with FakeTeacherServer(scripted([fault, Reply("ok")])) as server:
+        completion = ask(make_teacher(server, client))
+    assert completion.text == "ok" and completion.attempts == 2 and len(server.attempts) == 2
+
+
+def test_the_wire_client_stops_with_one_line_when_nothing_listens():
+    teacher = LiteLLMTeacher(TeacherOptions(model="openai/x", api_base="http://127.0.0.1:9/v1", client="openai",
+                                            max_retries=20, backoff_base=0.01, backoff_max=0.02), check_key=False)
+    with pytest.raises(FatalTeacherError) as info:
+        ask(teacher)
+    assert info.value.reason == "unreachable" and "--api-base" in str(info.value)
+
+
+def test_the_wire_client_needs_an_address_and_never_imports_litellm(tmp_path):
+    """--client openai without --api-base is a one-line error; with one, a run never imports litellm (its import
+    alone takes seconds of a run's start)."""
+    import subprocess
+    import sys
+
+    with pytest.raises(ConfigError, match="--client openai"):
+        check_api_key("openai/x", None, "openai")
+    code = ("import sys, json, synth\n"
+            "from synth.testing import FakeTeacherServer, Reply, scripted\n"
+            f"open({str(tmp_path / 'q.jsonl')!r}, 'w').write(json.dumps({{'id': 'q1', 'instruction': 'Say hi.'}}) + '\\n')\n"
+            "with FakeTeacherServer(scripted([Reply('Hello, and here is why: a greeting opens a talk.')])) as s:\n"
+            f"    r = synth.generate(queries={str(tmp_path / 'q.jsonl')!r}, out={str(tmp_path / 'run')!r}, "
+            "teacher='openai/x', api_base=s.url, client='openai')\n"
+            "print(r.records, 'litellm' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["1", "False"], out.stderr[-2000:]

@@ -60,13 +60,20 @@ class TeacherOptions:
     input_cost: float | None = None       # USD per million prompt tokens; None: litellm's price map
     output_cost: float | None = None      # USD per million completion tokens
     cache_label: str | None = None        # stands for api_base in the cache key (the local teacher's port changes)
+    client: str = "litellm"               # or "openai": synth's own wire client for OpenAI-compatible servers (wire.py)
     purpose: str = "teacher"              # who asks ("teacher", "verifier"): the spend ledger books usage by it
     extra: dict[str, Any] = field(default_factory=dict)   # further litellm parameters, part of the cache key
 
 
-def check_api_key(model: str, api_base: str | None) -> str | None:
+def check_api_key(model: str, api_base: str | None, client: str = "litellm") -> str | None:
     """Raise MissingKeyError when the provider's key variable is unset; return a placeholder key for
-    self-hosted servers (--api-base) that need none."""
+    self-hosted servers (--api-base) that need none. The wire client (--client openai) speaks to a server at
+    --api-base with OPENAI_API_KEY when it is set, else with the placeholder."""
+    if client == "openai":
+        if not api_base:
+            raise ConfigError("--client openai speaks to an OpenAI-compatible server: give its --api-base, or use "
+                              "--client litellm for a hosted provider")
+        return None
     import litellm
 
     litellm.suppress_debug_info = True

@@ -1,4 +1,5 @@
-"""The litellm teacher: one client for every provider, used by the teacher, the verifier and every judge.
+"""The teacher: one client for every provider, used by the teacher, the verifier and every judge. Requests go out
+through litellm, or (--client openai, for OpenAI-compatible servers) on synth's own wire client (wire.py).
 
 A call is cached by a hash of the whole request, budgeted before it is sent (a worst case that holds for any script),
 bounded by a concurrency limit and optional RPM/TPM limits, given a hard deadline per attempt, and retried (one
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import random
 import time
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from .fleet import Fleet
 from .pool import cut_short, watch_replies
 from .ratelimit import AdaptiveLimit, WindowLimiter
 from .retry import classify, retry_after_seconds
+from .wire import chat, reply_parts, served_name
 
 __all__ = ["Completion", "LiteLLMTeacher", "Teacher", "TeacherOptions", "check_api_key"]
 WAIT_STEP = 0.25      # seconds between looks at the stop flag during any wait
@@ -54,17 +57,15 @@ class LiteLLMTeacher:
     def __init__(self, options: TeacherOptions, *, cache: RequestCache | None = None,
                  budget: Budget | None = None, api_key: str | None = None, check_key: bool = True,
                  process_died: Callable[[], str | None] = lambda: None):
-        import litellm
-
-        litellm.suppress_debug_info = True
-        litellm.drop_params = True
-        self._litellm = litellm
         self.options = options
+        # synth's own wire client (wire.py) for a server at an address: litellm is not imported for chat requests
+        self.direct = options.client == "openai" and bool(options.api_base or options.endpoints)
         self.model = options.model
         self.cache = cache
         self.budget = budget or Budget()
         self.usage = Usage()
-        self._api_key = api_key if api_key is not None else (check_api_key(options.model, options.api_base) if check_key else None)
+        self._api_key = api_key if api_key is not None else \
+            (check_api_key(options.model, options.api_base, options.client) if check_key else None)
         self.stopping = False        # set on Ctrl-C/SIGTERM: nothing new is sent, calls in flight finish, waits end
         self._answered = False       # the server has answered at least once (any HTTP reply)
         self._succeeded = False      # ...and at least once with a usable reply
@@ -73,7 +74,7 @@ class LiteLLMTeacher:
         self.process_died = process_died   # how the embedded teacher's process died, None while it runs
         urls = options.endpoints or ([options.api_base] if options.api_base else [None])
         self.fleet = Fleet(urls, self._api_key, options.concurrency, options.timeout) \
-            if self._provider() == "openai" else None
+            if self.direct or self._provider() == "openai" else None
         self.prices = Prices(options.model, options.input_cost, options.output_cost)
         self.breaker = OutageBreaker(threshold=max(3, min(12, options.concurrency // 4)), max_outage=options.max_outage)
         self.adaptive = AdaptiveLimit(high=options.concurrency) if options.adaptive else None
@@ -249,12 +250,13 @@ class LiteLLMTeacher:
         if self._tpm:
             await self._tpm.acquire(min(o.tpm, prompt_tokens_bound(o.model, messages) + o.max_tokens),
                                     lambda: self.stopping)
-        replies = watch_replies()
+        wire = self.direct and "prompt" not in request      # a chat request on synth's own wire client
+        replies = [] if wire else watch_replies()
         endpoint = shard = None
         extra: dict[str, Any] = {}
         if self.fleet is not None:
-            endpoint, shard, client = self.fleet.take()
-            extra = {"client": client, "api_base": endpoint.url}
+            endpoint, shard, connection = self.fleet.take()
+            extra = {"connection": connection, "api_base": endpoint.url}
         started, answered, down = time.monotonic(), False, False
         try:
             response = await asyncio.wait_for(self._call(request, extra), timeout=o.timeout)
@@ -269,22 +271,29 @@ class LiteLLMTeacher:
         finally:
             if endpoint is not None:
                 self.fleet.done(endpoint, shard, answered=answered, seconds=time.monotonic() - started, down=down)
-        completion = self._parse_text(response) if "prompt" in request else self._parse(response)
+        if wire:
+            completion, headers = self._parse_wire(*response), response[1]
+        else:
+            completion = self._parse_text(response) if "prompt" in request else self._parse(response)
+            headers, body = replies[-1] if replies else ({}, b"")
         bill.costs.append(completion.cost)
-        headers, body = replies[-1] if replies else ({}, b"")
         self._note("ok", time.monotonic() - started, _remaining(headers))
-        if body and cut_short(body):
+        if (completion.finish_reason is None) if wire else (body and cut_short(body)):
             raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
         return completion
 
     def _call(self, request: dict[str, Any], extra: dict[str, Any]):
         o = self.options
+        if self.direct and "prompt" not in request:
+            connection = extra["connection"]
+            return chat(connection.wire, connection.chat_url, connection.key, request)
         if "prompt" not in request:
+            extra = {"client": extra["connection"].sdk, "api_base": extra["api_base"]} if extra else extra
             return self._litellm.acompletion(**{**request, **extra}, api_key=self._api_key, timeout=o.timeout,
                                              max_retries=0, num_retries=0)
         body = {k: v for k, v in request.items() if k != "api_base"}
-        body["model"] = body["model"].split("/", 1)[1] if body["model"].startswith("openai/") else body["model"]
-        return extra["client"].completions.create(**body, timeout=o.timeout)
+        body["model"] = served_name(body["model"])
+        return extra["connection"].sdk.completions.create(**body, timeout=o.timeout)
 
     def _parse_text(self, response: Any) -> Completion:
         from ..formats import repair
@@ -299,6 +308,23 @@ class LiteLLMTeacher:
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
         cost = self.prices.cost(prompt_tokens, completion_tokens) or 0.0
         return Completion(repair(text), finish, prompt_tokens, completion_tokens, cost)
+
+    def _parse_wire(self, reply: dict[str, Any], headers: Any) -> Completion:
+        """A chat reply from the wire client. Its cost comes from --input-cost/--output-cost only: litellm's price
+        map is for hosted providers, and a self-hosted fleet's cost is its own hardware."""
+        from ..formats import repair
+
+        text, finish, prompt_tokens, completion_tokens = reply_parts(reply)
+        cost = (self.prices.cost(prompt_tokens, completion_tokens) or 0.0) if self.prices.given else 0.0
+        return Completion(repair(text), finish, prompt_tokens, completion_tokens, cost)
+
+    @functools.cached_property
+    def _litellm(self) -> Any:
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.drop_params = True
+        return litellm
 
     def _note(self, kind: str, seconds: float | None, remaining: int | None) -> None:
         """Tell the adaptive concurrency how this attempt ended."""

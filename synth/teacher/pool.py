@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import os
 from typing import Any
@@ -28,8 +29,8 @@ class ClientPool:
         self.load: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def take(self) -> tuple[int, Any]:
-        """(shard, client) with the fewest requests in flight, counted as taken until `give_back(shard)`.
+    def take(self) -> tuple[int, Connection]:
+        """(shard, connection) with the fewest requests in flight, counted as taken until `give_back(shard)`.
 
         Round-robin would queue a request behind a pool whose connections all wait on slow replies while other
         pools sit idle; the least-loaded pool has a free connection, as no pool is asked for more than its share."""
@@ -38,7 +39,7 @@ class ClientPool:
             self.clients, self.load, self._loop = [], [], loop
         shard = min(range(len(self.load)), key=self.load.__getitem__) if self.load else None
         if (shard is None or self.load[shard] >= SHARD) and len(self.clients) < self.max_shards:
-            self.clients.append(self._client())
+            self.clients.append(Connection(self.api_base, self.api_key, self.timeout))
             self.load.append(0)
             shard = len(self.clients) - 1
         assert shard is not None
@@ -49,19 +50,58 @@ class ClientPool:
         if shard < len(self.load):
             self.load[shard] -= 1
 
-    def _client(self) -> Any:
-        import httpx
-        import openai
-
-        key = self.api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
-        limits = httpx.Limits(max_connections=SHARD + 2, max_keepalive_connections=SHARD + 2)
-        return openai.AsyncOpenAI(api_key=key, base_url=self.api_base, max_retries=0, http_client=httpx.AsyncClient(
-            limits=limits, timeout=self.timeout, event_hooks={"response": [_keep_body]}))
-
     async def aclose(self) -> None:
         for client in self.clients:
-            await client.close()
+            await client.aclose()
         self.clients, self.load = [], []
+
+
+class Connection:
+    """One pool of `SHARD` connections to a server, made on first use: an aiohttp session for --client openai
+    (wire.py), or an httpx client under an OpenAI SDK client for litellm and raw completions."""
+
+    def __init__(self, api_base: str | None, api_key: str | None, timeout: float):
+        self.api_base, self.timeout = api_base, timeout
+        self.key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+        self.chat_url = (api_base or "").rstrip("/") + "/chat/completions"
+        self._sdk: Any = None
+        self._wire: Any = None
+
+    @property
+    def wire(self) -> Any:
+        """The aiohttp session of --client openai: its C parser costs a fraction of httpx's CPU per reply."""
+        if self._wire is None:
+            import aiohttp
+
+            self._wire = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=SHARD + 2, ssl=_tls()),
+                                               timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._wire
+
+    @property
+    def sdk(self) -> Any:
+        if self._sdk is None:
+            import httpx
+            import openai
+
+            limits = httpx.Limits(max_connections=SHARD + 2, max_keepalive_connections=SHARD + 2)
+            http = httpx.AsyncClient(limits=limits, timeout=self.timeout, verify=_tls(),
+                                     event_hooks={"response": [_keep_body]})
+            self._sdk = openai.AsyncOpenAI(api_key=self.key, base_url=self.api_base, max_retries=0, http_client=http)
+        return self._sdk
+
+    async def aclose(self) -> None:
+        if self._sdk is not None:
+            await self._sdk.close()
+        if self._wire is not None:
+            await self._wire.close()
+
+
+@functools.cache
+def _tls() -> Any:
+    """One TLS context for every pool: making one costs about 40 ms of CPU, and a fleet opens dozens of pools."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def watch_replies() -> list[tuple[Any, bytes]]:

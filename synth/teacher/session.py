@@ -53,6 +53,10 @@ class CallSettings(Settings):
     output_cost: float | None = setting(None, "USD per million completion tokens (with --input-cost).", min=0)
     max_outage: float = setting(600.0, "Seconds the model may fail every attempt before the command stops "
                                        "(resumable).", min=0, min_open=True)
+    client: str = setting("litellm", "How requests are sent: litellm (every provider), or openai: synth's own "
+                                     "lean client for OpenAI-compatible servers at --api-base (a vLLM or SGLang "
+                                     "fleet at hundreds of requests a second; prices only from --input-cost).",
+                          choices=("litellm", "openai"))
     cache: str | None = setting(None, "Request cache file to share across runs (default: one in the output folder).")
 
     def checks(self) -> list[str]:
@@ -85,7 +89,7 @@ class CallSettings(Settings):
                       top_p=self.top_p, max_tokens=self.max_tokens, concurrency=AUTO_CEILING if auto else self.concurrency,
                       adaptive=auto, rpm=self.rpm, tpm=self.tpm, max_retries=self.max_retries, timeout=self.timeout,
                       max_outage=self.max_outage, input_cost=self.input_cost, output_cost=self.output_cost,
-                      purpose=purpose, cache_label="fleet" if len(urls) > 1 else None)
+                      client=self.client, purpose=purpose, cache_label="fleet" if len(urls) > 1 else None)
         return TeacherOptions(**{**values, **changes})
 
     @property
@@ -99,7 +103,7 @@ def check_teacher(model: str, settings: CallSettings) -> str | None:
     when --max-cost is set. Returns the key (None for the embedded model or a key-less server)."""
     if model == LOCAL:
         return None
-    key = check_api_key(model, settings.api_base)
+    key = check_api_key(model, settings.api_base, settings.client)
     if settings.max_cost is not None:
         Prices(model, settings.input_cost, settings.output_cost).require()
     return key
