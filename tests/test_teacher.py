@@ -397,3 +397,19 @@ def test_the_wire_client_needs_an_address_and_never_imports_litellm(tmp_path):
             "print(r.records, 'litellm' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.split() == ["1", "False"], out.stderr[-2000:]
+
+
+@BOTH_CLIENTS
+def test_nothing_is_sent_after_an_error_that_stops_the_run(client):
+    """Requests queued for a slot when the key is refused never reach the server: the run is lost, and each one
+    would be another refused (or, for an exhausted quota, billed) call."""
+    fault = Fault("status", status=401, error_type="invalid_request_error", error_code="invalid_api_key")
+
+    async def many(teacher):
+        return await asyncio.gather(*(teacher.complete([{"role": "user", "content": f"Q{i}"}]) for i in range(6)),
+                                    return_exceptions=True)
+
+    with FakeTeacherServer(scripted([fault])) as server:
+        outcomes = asyncio.run(many(make_teacher(server, client, options={"concurrency": 1})))
+    assert all(isinstance(o, FatalTeacherError) and o.reason == "auth" for o in outcomes)
+    assert len(server.attempts) == 1

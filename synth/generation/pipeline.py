@@ -108,8 +108,9 @@ class Generator(Proposing, Answering, Reviewing):
                 if not self._jobs:
                     break
                 if not self._ended:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(2.0):
+                            await self._wake.wait()
                 done, self._ended = self._ended, []
                 self._wake.clear()
                 for job in done:

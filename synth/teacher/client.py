@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import functools
 import random
 import time
@@ -72,6 +73,7 @@ class LiteLLMTeacher:
         self._refusals = 0
         self._bad_requests = 0
         self.process_died = process_died   # how the embedded teacher's process died, None while it runs
+        self.fatal: FatalTeacherError | None = None   # the first error that stops the run: nothing is sent after it
         urls = options.endpoints or ([options.api_base] if options.api_base else [None])
         self.fleet = Fleet(urls, self._api_key, options.concurrency, options.timeout) \
             if self.direct or self._provider() == "openai" else None
@@ -173,6 +175,8 @@ class LiteLLMTeacher:
                     # The slot is taken before the breaker is asked, so requests queued for a slot cannot all
                     # go out at once when an outage starts: a request paused by the breaker keeps its slot.
                     async with self._slot():
+                        if self.fatal is not None:      # a request that waited for a slot while the run was lost
+                            raise copy.copy(self.fatal)
                         probe = await self.breaker.before_attempt(lambda: self.stopping)
                         attempts += 1
                         counted += 1
@@ -196,8 +200,10 @@ class LiteLLMTeacher:
                         self._answered = self._succeeded = True
                     completion.attempts = attempts
                     return completion
-        except TeacherError:
+        except TeacherError as exc:
             self.usage.failures += 1
+            if isinstance(exc, FatalTeacherError) and self.fatal is None:
+                self.fatal = exc
             raise
         raise AssertionError("unreachable")
 
