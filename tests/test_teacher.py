@@ -413,3 +413,37 @@ def test_nothing_is_sent_after_an_error_that_stops_the_run(client):
         outcomes = asyncio.run(many(make_teacher(server, client, options={"concurrency": 1})))
     assert all(isinstance(o, FatalTeacherError) and o.reason == "auth" for o in outcomes)
     assert len(server.attempts) == 1
+
+
+@BOTH_CLIENTS
+def test_a_teacher_that_lost_a_run_still_answers_calls_made_after_it(client):
+    """Only requests begun before the error that stopped the run are held back: a library caller that tries again
+    once the server is fixed gets through."""
+    state = {"refuse": True}
+    fault = Fault("status", status=401, error_type="invalid_request_error", error_code="invalid_api_key")
+    with FakeTeacherServer(lambda body, attempt: fault if state["refuse"] else Reply("ok")) as server:
+        teacher = make_teacher(server, client)
+        with pytest.raises(FatalTeacherError):
+            ask(teacher)
+        state["refuse"] = False
+        assert ask(teacher).text == "ok"
+
+
+@BOTH_CLIENTS
+def test_a_servers_own_fields_go_at_the_top_of_the_body(client):
+    """extra_body (how the embedded judge sends its grammar) is merged into the request, as the SDK does."""
+    with FakeTeacherServer(scripted([Reply("ok")])) as server:
+        ask(make_teacher(server, client, options={"extra": {"extra_body": {"grammar": "root ::= \"ok\""}}}))
+        body = server.attempts[0].body
+    assert body["grammar"] == 'root ::= "ok"' and "extra_body" not in body
+
+
+def test_a_cost_cap_on_the_wire_client_needs_given_prices():
+    from synth.generation.config import GenerateConfig
+    from synth.teacher.session import check_teacher
+
+    config = GenerateConfig(client="openai", api_base="http://127.0.0.1:9/v1", max_cost=1.0)
+    with pytest.raises(ConfigError, match="--input-cost"):
+        check_teacher("openai/gpt-4o-mini", config)      # litellm knows this price; the wire client books none
+    config.input_cost, config.output_cost = 0.15, 0.6
+    assert check_teacher("openai/gpt-4o-mini", config) is None

@@ -52,6 +52,7 @@ class _Bill:
 
     attempts: int = 0
     costs: list[float] = field(default_factory=list)
+    losses: int = 0        # the teacher's count of run-stopping errors when the request began
 
 
 class LiteLLMTeacher:
@@ -73,7 +74,8 @@ class LiteLLMTeacher:
         self._refusals = 0
         self._bad_requests = 0
         self.process_died = process_died   # how the embedded teacher's process died, None while it runs
-        self.fatal: FatalTeacherError | None = None   # the first error that stops the run: nothing is sent after it
+        self.fatal: FatalTeacherError | None = None   # the last error that stopped a run...
+        self.losses = 0                                # ...and how many have: a request begun before one is not sent
         urls = options.endpoints or ([options.api_base] if options.api_base else [None])
         self.fleet = Fleet(urls, self._api_key, options.concurrency, options.timeout) \
             if self.direct or self._provider() == "openai" else None
@@ -129,7 +131,7 @@ class LiteLLMTeacher:
         if self.stopping:
             raise StopRequested("stopping: no new teacher calls")
         ticket = self.budget.reserve(self._worst_cost(messages))
-        bill = _Bill()
+        bill = _Bill(losses=self.losses)
         completion = None
         try:
             completion = await self._send_with_retries(request, messages, key, bill)
@@ -175,8 +177,6 @@ class LiteLLMTeacher:
                     # The slot is taken before the breaker is asked, so requests queued for a slot cannot all
                     # go out at once when an outage starts: a request paused by the breaker keeps its slot.
                     async with self._slot():
-                        if self.fatal is not None:      # a request that waited for a slot while the run was lost
-                            raise copy.copy(self.fatal)
                         probe = await self.breaker.before_attempt(lambda: self.stopping)
                         attempts += 1
                         counted += 1
@@ -202,8 +202,8 @@ class LiteLLMTeacher:
                     return completion
         except TeacherError as exc:
             self.usage.failures += 1
-            if isinstance(exc, FatalTeacherError) and self.fatal is None:
-                self.fatal = exc
+            if isinstance(exc, FatalTeacherError) and self.losses == bill.losses:
+                self.fatal, self.losses = exc, self.losses + 1
             raise
         raise AssertionError("unreachable")
 
@@ -256,6 +256,8 @@ class LiteLLMTeacher:
         if self._tpm:
             await self._tpm.acquire(min(o.tpm, prompt_tokens_bound(o.model, messages) + o.max_tokens),
                                     lambda: self.stopping)
+        if self.losses != bill.losses:      # the run was lost while this request waited (a slot, the breaker, a limit)
+            raise copy.copy(self.fatal)
         wire = self.direct and "prompt" not in request      # a chat request on synth's own wire client
         replies = [] if wire else watch_replies()
         endpoint = shard = None

@@ -74,7 +74,7 @@ class Connection:
             import aiohttp
 
             self._wire = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=SHARD + 2, ssl=_tls()),
-                                               timeout=aiohttp.ClientTimeout(total=self.timeout))
+                                               timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=True)
         return self._wire
 
     @property

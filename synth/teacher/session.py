@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from ..settings import Settings, setting
 from .base import TeacherOptions, check_api_key
 from .budget import Budget, Prices
@@ -105,7 +106,11 @@ def check_teacher(model: str, settings: CallSettings) -> str | None:
         return None
     key = check_api_key(model, settings.api_base, settings.client)
     if settings.max_cost is not None:
-        Prices(model, settings.input_cost, settings.output_cost).require()
+        prices = Prices(model, settings.input_cost, settings.output_cost)
+        if settings.client == "openai" and not prices.given:   # the wire client books only given prices
+            raise ConfigError("--max-cost with --client openai needs the model's price: give --input-cost and "
+                              "--output-cost (USD per million tokens)")
+        prices.require()
     return key
 
 

@@ -38,7 +38,8 @@ def served_name(model: str) -> str:
 async def chat(session: Any, url: str, key: str, request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """POST one chat request on an aiohttp session; returns (reply JSON, response headers). An error status is a
     WireError; a reply that is not a JSON object with choices is a transient failure, as litellm would make it."""
-    body = {k: v for k, v in request.items() if k != "api_base"}
+    body = {k: v for k, v in request.items() if k not in ("api_base", "extra_body")}
+    body.update(request.get("extra_body") or {})      # the SDK's way to send a server's own fields (a grammar)
     body["model"] = served_name(body["model"])
     async with session.post(url, data=json.dumps(body).encode(),
                             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as response:
@@ -80,7 +81,8 @@ def _error_message(status: int, content: bytes) -> str:
     try:
         error = json.loads(content).get("error")
         if isinstance(error, dict) and error.get("message"):
-            return f"{error.get('type') or 'error'}: {error['message']}"
+            kinds = dict.fromkeys(str(k) for k in (error.get("type"), error.get("code")) if k)   # insufficient_quota
+            return f"{' / '.join(kinds) or 'error'}: {error['message']}"
         if isinstance(error, str):
             return error
     except (ValueError, AttributeError):
