@@ -31,7 +31,7 @@ from .fleet import Fleet
 from .pool import cut_short, watch_replies
 from .ratelimit import AdaptiveLimit, WindowLimiter
 from .retry import classify, retry_after_seconds
-from .wire import chat, reply_parts, served_name
+from .wire import chat, openai_body, reply_parts
 
 __all__ = ["Completion", "LiteLLMTeacher", "Teacher", "TeacherOptions", "check_api_key"]
 WAIT_STEP = 0.25      # seconds between looks at the stop flag during any wait
@@ -267,7 +267,7 @@ class LiteLLMTeacher:
             extra = {"connection": connection, "api_base": endpoint.url}
         started, answered, down = time.monotonic(), False, False
         try:
-            response = await asyncio.wait_for(self._call(request, extra), timeout=o.timeout)
+            response = await asyncio.wait_for(self._call(request, extra, wire), timeout=o.timeout)
             answered = True
         except Exception as exc:  # every failure is sorted by classify(), nothing escapes unclassified
             error = classify(exc)
@@ -280,7 +280,8 @@ class LiteLLMTeacher:
             if endpoint is not None:
                 self.fleet.done(endpoint, shard, answered=answered, seconds=time.monotonic() - started, down=down)
         if wire:
-            completion, headers = self._parse_wire(*response), response[1]
+            reply, headers = response
+            completion = self._parse_wire(reply)
         else:
             completion = self._parse_text(response) if "prompt" in request else self._parse(response)
             headers, body = replies[-1] if replies else ({}, b"")
@@ -290,18 +291,16 @@ class LiteLLMTeacher:
             raise TransientTeacherError("no_finish_reason", "teacher reply carried no finish_reason (cut short)")
         return completion
 
-    def _call(self, request: dict[str, Any], extra: dict[str, Any]):
+    def _call(self, request: dict[str, Any], extra: dict[str, Any], wire: bool):
         o = self.options
-        if self.direct and "prompt" not in request:
+        if wire:
             connection = extra["connection"]
             return chat(connection.wire, connection.chat_url, connection.key, request)
         if "prompt" not in request:
             extra = {"client": extra["connection"].sdk, "api_base": extra["api_base"]} if extra else extra
             return self._litellm.acompletion(**{**request, **extra}, api_key=self._api_key, timeout=o.timeout,
                                              max_retries=0, num_retries=0)
-        body = {k: v for k, v in request.items() if k != "api_base"}
-        body["model"] = served_name(body["model"])
-        return extra["connection"].sdk.completions.create(**body, timeout=o.timeout)
+        return extra["connection"].sdk.completions.create(**openai_body(request, merge_extra=False), timeout=o.timeout)
 
     def _parse_text(self, response: Any) -> Completion:
         from ..formats import repair
@@ -317,7 +316,7 @@ class LiteLLMTeacher:
         cost = self.prices.cost(prompt_tokens, completion_tokens) or 0.0
         return Completion(repair(text), finish, prompt_tokens, completion_tokens, cost)
 
-    def _parse_wire(self, reply: dict[str, Any], headers: Any) -> Completion:
+    def _parse_wire(self, reply: dict[str, Any]) -> Completion:
         """A chat reply from the wire client. Its cost comes from --input-cost/--output-cost only: litellm's price
         map is for hosted providers, and a self-hosted fleet's cost is its own hardware."""
         from ..formats import repair

@@ -35,12 +35,21 @@ def served_name(model: str) -> str:
     return model
 
 
+def openai_body(request: dict[str, Any], *, merge_extra: bool) -> dict[str, Any]:
+    """A request as an OpenAI-compatible server takes it: litellm's api_base dropped, the provider prefix off the
+    model. `extra_body` (the SDK's way to send a server's own fields, such as a grammar) is merged in for the wire;
+    the SDK merges it itself, so for the SDK it stays."""
+    body = {k: v for k, v in request.items() if k != "api_base" and not (merge_extra and k == "extra_body")}
+    if merge_extra:
+        body.update(request.get("extra_body") or {})
+    body["model"] = served_name(body["model"])
+    return body
+
+
 async def chat(session: Any, url: str, key: str, request: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """POST one chat request on an aiohttp session; returns (reply JSON, response headers). An error status is a
     WireError; a reply that is not a JSON object with choices is a transient failure, as litellm would make it."""
-    body = {k: v for k, v in request.items() if k not in ("api_base", "extra_body")}
-    body.update(request.get("extra_body") or {})      # the SDK's way to send a server's own fields (a grammar)
-    body["model"] = served_name(body["model"])
+    body = openai_body(request, merge_extra=True)
     async with session.post(url, data=json.dumps(body).encode(),
                             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as response:
         content = await response.read()
